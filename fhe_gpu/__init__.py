@@ -1,0 +1,23 @@
+"""fhe_gpu: GPU-accelerated RNS-CKKS homomorphic encryption with a fast CPU fallback.
+
+    import fhe_gpu as fg
+    params = fg.Parameters.preset("N14")
+    ctx = fg.Context(params)
+    kg = fg.KeyGenerator(ctx)
+    ...
+"""
+from .ckks import Context, Encoder, Evaluator, Parameters, precision_bits
+from .errors import (BackendUnavailableError, ContextMismatchError, FHEError, KeyMissingError,
+                     LevelError, ParameterError, ScaleMismatchError, SecurityError,
+                     SerializationError)
+from .rlwe import (Ciphertext, Decryptor, Encryptor, EvaluationKeys, KeyGenerator, Plaintext,
+                   PublicKey, SecretKey)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Parameters", "Context", "KeyGenerator", "Encoder", "Encryptor", "Decryptor", "Evaluator",
+    "Plaintext", "Ciphertext", "SecretKey", "PublicKey", "EvaluationKeys", "precision_bits",
+    "FHEError", "ParameterError", "SecurityError", "ContextMismatchError", "LevelError",
+    "ScaleMismatchError", "KeyMissingError", "SerializationError", "BackendUnavailableError",
+]

@@ -1,0 +1,102 @@
+"""The canonical embedding: complex vectors <-> plaintext polynomials.
+
+Slot j holds the value of the polynomial at zeta^(5^j), zeta = exp(i*pi/N); the other N/2
+roots carry the conjugates, so the polynomial is real. With w_i = m_i * zeta^i, the values
+at the odd powers zeta^(2t+1) are N * ifft(w)[t]: encoding and decoding are one FFT each,
+vectorized over the batch.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import LevelError, ParameterError
+from ..ring.numbers import crt_compose
+from ..rlwe.objects import Plaintext
+
+_INT64_SAFE = float(2 ** 62)
+
+
+class Encoder:
+    """Encodes (batch of) real or complex vectors into Plaintexts and decodes them back."""
+
+    def __init__(self, context):
+        self.context = context
+        n = context.n
+        g = np.array([pow(5, j, 2 * n) for j in range(n // 2)], dtype=np.int64)
+        self._slot_pos = (g - 1) // 2
+        self._conj_pos = (2 * n - g - 1) // 2
+        self._twist = np.exp(1j * np.pi * np.arange(n) / n)
+
+    # ---------------------------------------------------------------- encode
+    def encode(self, values, level: int | None = None, scale: float | None = None) -> Plaintext:
+        """Encode ``values`` of shape (k,) or (batch, k), k <= slots (zero-padded).
+
+        Raises ParameterError for too many values or non-finite ones, LevelError for a
+        level outside [0, max_level].
+        """
+        ctx = self.context
+        level = ctx.max_level if level is None else self._level(level)
+        scale = ctx.default_scale if scale is None else float(scale)
+        if not np.isfinite(scale) or scale <= 0:
+            raise ParameterError(f"scale must be a positive finite number, got {scale}")
+        z = self._values(values)
+        v = np.zeros((z.shape[0], ctx.n), dtype=np.complex128)
+        v[:, self._slot_pos[: z.shape[1]]] = z
+        v[:, self._conj_pos[: z.shape[1]]] = np.conj(z)
+        m = (np.fft.fft(v, axis=-1) / ctx.n * np.conj(self._twist)).real * scale
+        basis = ctx.q_basis(level)
+        be = ctx.backend
+        res = be.to_device(_residues(np.round(m), basis.primes, scale))
+        return Plaintext(be.ntt(res, basis), level, scale, ctx)
+
+    def _level(self, level) -> int:
+        if not isinstance(level, (int, np.integer)) or not 0 <= level <= self.context.max_level:
+            raise LevelError(f"level {level!r} is outside [0, {self.context.max_level}]")
+        return int(level)
+
+    def _values(self, values) -> np.ndarray:
+        try:
+            z = np.asarray(values)
+        except (TypeError, ValueError) as exc:
+            raise ParameterError(f"values must be a numeric array: {exc}") from None
+        if z.dtype.kind not in "biufc":
+            raise ParameterError(f"values must be real or complex numbers, got dtype {z.dtype}")
+        if z.ndim not in (1, 2):
+            raise ParameterError(f"values must have shape (k,) or (batch, k), got {z.shape}")
+        z = np.atleast_2d(z).astype(np.complex128)
+        if z.shape[1] > self.context.slots:
+            raise ParameterError(f"{z.shape[1]} values do not fit: the slot count is "
+                                 f"{self.context.slots}")
+        if z.shape[0] == 0:
+            raise ParameterError("values hold an empty batch (shape (0, k))")
+        bad = ~np.isfinite(z)
+        if bad.any():
+            raise ParameterError(f"values must be finite, got {z[bad].flat[0]} at index "
+                                 f"{tuple(int(i) for i in np.argwhere(bad)[0])}")
+        return z
+
+    # ---------------------------------------------------------------- decode
+    def decode(self, pt: Plaintext) -> np.ndarray:
+        """complex128 slot values: shape (slots,) for a batch of one, else (batch, slots)."""
+        if not isinstance(pt, Plaintext):
+            raise ParameterError(f"decode needs a Plaintext, got {type(pt).__name__}")
+        ctx = self.context
+        ctx.check(pt, "plaintext")
+        basis = ctx.q_basis(pt.level)
+        coeffs = ctx.backend.to_host(ctx.backend.intt(pt.data, basis))
+        m = crt_compose(coeffs, basis.primes, pt.scale)
+        z = np.fft.ifft(m * self._twist, axis=-1)[:, self._slot_pos] * ctx.n
+        return z[0] if z.shape[0] == 1 else z
+
+
+def _residues(m: np.ndarray, primes, scale: float) -> np.ndarray:
+    """Rounded real coefficients (batch, n) as RNS residues (batch, limbs, n)."""
+    peak = float(np.max(np.abs(m))) if m.size else 0.0
+    if not np.isfinite(peak):
+        raise ParameterError(f"values times scale {scale} overflow to {peak}")
+    if peak < _INT64_SAFE:
+        x = m.astype(np.int64)[:, None, :]
+        return (x % np.array(primes, dtype=np.int64)[:, None]).astype(np.uint64)
+    big = np.vectorize(int, otypes=[object])(m)[:, None, :]
+    q = np.array([int(p) for p in primes], dtype=object)[:, None]
+    return (big % q).astype(np.uint64)

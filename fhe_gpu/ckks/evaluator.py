@@ -1,0 +1,277 @@
+"""Homomorphic operations on batched CKKS ciphertexts.
+
+Binary operations take Ciphertext, Plaintext or scalar operands (at least one
+ciphertext), align levels by dropping the higher one, broadcast a batch of 1 against a
+batch of B, and refuse scales that differ by more than a relative 1e-9 unless the
+evaluator was made with ``strict=False``, which matches them with a constant (one level).
+Scales are tracked exactly: rescale divides by the actual prime.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ..errors import KeyMissingError, LevelError, ParameterError, ScaleMismatchError
+from ..rlwe import keyswitch
+from ..rlwe.keys import EvaluationKeys
+from ..rlwe.objects import Ciphertext, Plaintext
+from .encoder import Encoder
+
+SCALE_RTOL = 1e-9
+
+
+class Evaluator:
+    """Evaluates operations with public material only (evaluation keys, never a secret).
+
+    ``evk=None`` allows every operation except relinearization and rotations.
+    """
+
+    def __init__(self, context, evk: EvaluationKeys | None = None, strict: bool = True):
+        if evk is not None:
+            if not isinstance(evk, EvaluationKeys):
+                raise ParameterError(f"evk must be EvaluationKeys or None, got "
+                                     f"{type(evk).__name__}")
+            context.check(evk, "evaluation keys")
+        self.context = context
+        self.evk = evk
+        self.strict = bool(strict)
+        self._encoder = Encoder(context)
+
+    # ------------------------------------------------------------ operand handling
+    def _ct(self, x, what="operand") -> Ciphertext:
+        if not isinstance(x, Ciphertext):
+            raise ParameterError(f"{what} must be a Ciphertext, got {type(x).__name__}")
+        return self.context.check(x, what)
+
+    def _kind(self, x) -> str:
+        if isinstance(x, Ciphertext):
+            self.context.check(x, "ciphertext operand")
+            return "ct"
+        if isinstance(x, Plaintext):
+            self.context.check(x, "plaintext operand")
+            return "pt"
+        if isinstance(x, numbers.Number) and not isinstance(x, bool):
+            if not np.isfinite(complex(x)):
+                raise ParameterError(f"scalar operand must be finite, got {x}")
+            return "scalar"
+        raise ParameterError(f"operand must be a Ciphertext, Plaintext or scalar, got "
+                             f"{type(x).__name__}")
+
+    def _batch(self, a, b) -> None:
+        ba, bb = a.batch_size, b.batch_size
+        if ba != bb and 1 not in (ba, bb):
+            raise ParameterError(f"batch sizes {ba} and {bb} do not broadcast: need equal "
+                                 f"sizes or a batch of 1")
+
+    def _align(self, a, b):
+        level = min(a.level, b.level)
+        return self.drop_level(a, level), self.drop_level(b, level)
+
+    def _match_scales(self, a: Ciphertext, b):
+        """Operands of one level and (within SCALE_RTOL) one scale, or ScaleMismatchError."""
+        a, b = self._align(a, b)
+        if abs(a.scale - b.scale) <= SCALE_RTOL * max(a.scale, b.scale):
+            return a, b
+        if self.strict:
+            raise ScaleMismatchError(
+                f"scales differ: {a.scale!r} vs {b.scale!r} (relative difference "
+                f"{abs(a.scale - b.scale) / max(a.scale, b.scale):.3g} > {SCALE_RTOL}); "
+                f"rescale first or use Evaluator(..., strict=False)")
+        if isinstance(b, Ciphertext):
+            b = self.mul_to_scale(b, 1.0, a.scale)
+        else:
+            a = self.mul_to_scale(a, 1.0, b.scale)
+        return self._align(a, b)
+
+    def _mul_int(self, ct: Ciphertext, k: int):
+        """ct.data times the integer k (one Shoup constant per limb)."""
+        basis = self.context.q_basis(ct.level)
+        consts = np.array([k % q for q in basis.primes], dtype=np.uint64)
+        return self.context.backend.mul_scalar(ct.data, consts, basis)
+
+    def _scalar_pt(self, c, level: int, scale: float) -> Plaintext:
+        full = np.full(self.context.slots, complex(c))
+        return self._encoder.encode(full, level=level, scale=scale)
+
+    # ------------------------------------------------------------ add / sub / negate
+    def add(self, a, b) -> Ciphertext:
+        """a + b (at least one Ciphertext)."""
+        ka, kb = self._kind(a), self._kind(b)
+        if ka != "ct":
+            if kb != "ct":
+                raise ParameterError(f"add needs a Ciphertext operand, got {ka} and {kb}")
+            a, b, ka, kb = b, a, kb, ka
+        return self._add_sub(a, b, kb, subtract=False)
+
+    def sub(self, a, b) -> Ciphertext:
+        """a - b (at least one Ciphertext)."""
+        ka, kb = self._kind(a), self._kind(b)
+        if ka != "ct":
+            if kb != "ct":
+                raise ParameterError(f"sub needs a Ciphertext operand, got {ka} and {kb}")
+            return self._add_sub(self.negate(b), a, ka, subtract=False)
+        return self._add_sub(a, b, kb, subtract=True)
+
+    def _add_sub(self, a: Ciphertext, b, kb: str, subtract: bool) -> Ciphertext:
+        be = self.context.backend
+        if kb == "scalar":
+            c = complex(b)
+            if c.imag == 0:
+                return self._add_real(a, -c.real if subtract else c.real)
+            b, kb = self._scalar_pt(c, a.level, a.scale), "pt"
+        self._batch(a, b)
+        a, b = self._match_scales(a, b)
+        basis = self.context.q_basis(a.level)
+        op = be.sub if subtract else be.add
+        if kb == "ct":
+            data = op(a.data, b.data, basis)
+        else:
+            c0 = op(a.data[:, 0], b.data, basis)
+            data = be.xp.stack([c0, be.xp.broadcast_to(a.data[:, 1], c0.shape)], axis=1)
+        return Ciphertext(data, a.level, a.scale, self.context)
+
+    def _add_real(self, a: Ciphertext, c: float) -> Ciphertext:
+        """Add the real constant c to every slot: round(c*scale) on coefficient 0."""
+        be = self.context.backend
+        basis = self.context.q_basis(a.level)
+        k = int(round(c * a.scale))
+        col = np.array([k % q for q in basis.primes], dtype=np.uint64)[:, None]
+        const = be.to_device(np.ascontiguousarray(np.broadcast_to(col, (len(basis), a.context.n))))
+        c0 = be.add(a.data[:, 0], const, basis)
+        return Ciphertext(be.xp.stack([c0, a.data[:, 1]], axis=1), a.level, a.scale, self.context)
+
+    def negate(self, a) -> Ciphertext:
+        """-a."""
+        a = self._ct(a)
+        data = self.context.backend.neg(a.data, self.context.q_basis(a.level))
+        return Ciphertext(data, a.level, a.scale, self.context)
+
+    # ------------------------------------------------------------ multiply
+    def mul(self, a, b, rescale: bool = True) -> Ciphertext:
+        """a * b. ct x ct is relinearized; every product is rescaled unless rescale=False.
+
+        A real scalar is encoded at the scale q_l of the prime the rescale removes, so the
+        result keeps the ciphertext's scale exactly.
+        """
+        ka, kb = self._kind(a), self._kind(b)
+        if ka != "ct":
+            if kb != "ct":
+                raise ParameterError(f"mul needs a Ciphertext operand, got {ka} and {kb}")
+            a, b, ka, kb = b, a, kb, ka
+        level = a.level if kb == "scalar" else min(a.level, b.level)
+        if rescale and level == 0:
+            raise LevelError("cannot rescale: level 0 (the product needs one more level; "
+                             "use rescale=False)")
+        if kb == "scalar":
+            out = self._mul_scalar(a, complex(b))
+        else:
+            self._batch(a, b)
+            a, b = self._align(a, b)
+            out = self._mul_ct(a, b) if kb == "ct" else self._mul_pt(a, b)
+        return self.rescale(out) if rescale else out
+
+    def mul_to_scale(self, a, c: float, scale: float) -> Ciphertext:
+        """a * c (real scalar) rescaled, with the result's scale set to ``scale``.
+
+        The constant is encoded at round(c * scale * q_l / a.scale), so terms of a sum
+        computed along different paths can be given one common scale exactly.
+        """
+        a = self._ct(a)
+        if a.level == 0:
+            raise LevelError("cannot rescale: level 0 (mul_to_scale needs one level)")
+        q_l = self.context.q_primes[a.level]
+        data = self._mul_int(a, int(round(float(c) * scale * q_l / a.scale)))
+        out = self.rescale(Ciphertext(data, a.level, scale * q_l, self.context))
+        return Ciphertext(out.data, out.level, float(scale), self.context)
+
+    def _mul_scalar(self, a: Ciphertext, c: complex) -> Ciphertext:
+        q_l = self.context.q_primes[a.level]
+        if c.imag != 0:
+            return self._mul_pt(a, self._scalar_pt(c, a.level, float(q_l)))
+        data = self._mul_int(a, int(round(c.real * q_l)))
+        return Ciphertext(data, a.level, a.scale * q_l, self.context)
+
+    def _mul_pt(self, a: Ciphertext, b: Plaintext) -> Ciphertext:
+        be = self.context.backend
+        data = be.mul(a.data, b.data[:, None], self.context.q_basis(a.level))
+        return Ciphertext(data, a.level, a.scale * b.scale, self.context)
+
+    def _mul_ct(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
+        if self.evk is None:
+            raise KeyMissingError("no relinearization key: this Evaluator was made with "
+                                  "evk=None, ciphertext x ciphertext needs one")
+        key = self.evk.relin_key()
+        be, basis = self.context.backend, self.context.q_basis(a.level)
+        d02 = be.mul(a.data, b.data, basis)
+        d1 = be.mul_add(a.data[:, 0], b.data[:, 1], be.mul(a.data[:, 1], b.data[:, 0], basis),
+                        basis)
+        data = keyswitch.relinearize(self.context, d02[:, 0], d1, d02[:, 1], key, a.level)
+        return Ciphertext(data, a.level, a.scale * b.scale, self.context)
+
+    def square(self, a, rescale: bool = True) -> Ciphertext:
+        """a * a."""
+        return self.mul(a, a, rescale=rescale)
+
+    # ------------------------------------------------------------ levels
+    def rescale(self, ct) -> Ciphertext:
+        """Divide by the last prime q_l and round: level - 1, scale / q_l."""
+        ct = self._ct(ct)
+        if ct.level == 0:
+            raise LevelError("cannot rescale: level 0")
+        data = self.context.backend.rescale(ct.data, self.context.q_basis(ct.level))
+        q_l = self.context.q_primes[ct.level]
+        return Ciphertext(data, ct.level - 1, ct.scale / q_l, self.context)
+
+    def drop_level(self, x, to_level: int):
+        """The same Ciphertext or Plaintext with its limbs above ``to_level`` dropped."""
+        if not isinstance(to_level, (int, np.integer)) or not 0 <= to_level <= x.level:
+            raise LevelError(f"cannot drop from level {x.level} to level {to_level!r}: "
+                             f"needs 0 <= to_level <= {x.level}")
+        if to_level == x.level:
+            return x
+        xp = self.context.backend.xp
+        data = xp.ascontiguousarray(x.data[..., : to_level + 1, :])
+        return type(x)(data, int(to_level), x.scale, x.context)
+
+    # ------------------------------------------------------------ rotations
+    def _galois_key(self, galois_elt: int, what: str):
+        if self.evk is None:
+            raise KeyMissingError(f"no Galois key for {what}: this Evaluator was made with "
+                                  f"evk=None")
+        return self.evk.galois_key(galois_elt, what)
+
+    def rotate(self, ct, k: int) -> Ciphertext:
+        """Rotate slots left by k: decode(result)[i] == decode(ct)[(i + k) % slots]."""
+        return self.rotate_many(ct, [k])[0]
+
+    def rotate_many(self, ct, steps) -> list[Ciphertext]:
+        """Rotations of ``ct`` by each step, hoisted: one ModUp shared by all."""
+        ct = self._ct(ct)
+        steps = [self._step(k) for k in steps]
+        keys = {k: self._galois_key(self.context.galois_element(k), f"rotation {k}")
+                for k in steps if k % self.context.slots}
+        ext = keyswitch.decompose(self.context, ct.data[:, 1], ct.level) if keys else None
+        out = []
+        for k in steps:
+            if k % self.context.slots == 0:
+                out.append(ct)
+                continue
+            g = self.context.galois_element(k)
+            data = keyswitch.automorph(self.context, ct.data, g, keys[k], ct.level, ext=ext)
+            out.append(Ciphertext(data, ct.level, ct.scale, self.context))
+        return out
+
+    def conjugate(self, ct) -> Ciphertext:
+        """Complex conjugation of every slot."""
+        ct = self._ct(ct)
+        g = self.context.conjugation_element
+        key = self._galois_key(g, "conjugation")
+        data = keyswitch.automorph(self.context, ct.data, g, key, ct.level)
+        return Ciphertext(data, ct.level, ct.scale, self.context)
+
+    @staticmethod
+    def _step(k) -> int:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise ParameterError(f"rotation step must be an integer, got {k!r}")
+        return int(k)

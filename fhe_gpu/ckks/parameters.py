@@ -1,0 +1,141 @@
+"""CKKS parameters: ring degree, the Q chain, special primes, scale, digits, security."""
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+
+from ..errors import ParameterError
+from ..ring.numbers import generate_primes
+from ..rlwe.security import check_security, log2_product
+
+_PRESETS = {
+    # name: (log_n, q_bits, p_bits, scale_bits, dnum)
+    "N13": (13, [60, 40, 40], [60], 40, None),
+    "N14": (14, [60] + [40] * 6, [60, 60], 40, None),
+    "N15": (15, [60] + [40] * 13, [60] * 4, 40, 3),
+    "N16": (16, [60] + [40] * 27, [60] * 8, 40, 3),
+}
+_PRESET_DOC = {
+    "N13": "N=2^13, Q=[60]+2x[40], P=[60]: 2 multiplicative levels (SEAL's example chain)",
+    "N14": "N=2^14, Q=[60]+6x[40], P=2x[60], dnum 4: 6 levels (OpenFHE K=2)",
+    "N15": "N=2^15, Q=[60]+13x[40], P=4x[60], dnum 3: 13 levels",
+    "N16": "N=2^16, Q=[60]+27x[40], P=8x[60], dnum 3: 27 levels",
+}
+MIN_LOG_N, MAX_LOG_N = 2, 17
+
+
+class Parameters:
+    """A CKKS parameter set.
+
+    Parameters
+    ----------
+    log_n : log2 of the ring degree N (slots = N/2).
+    q_bits : bit sizes of the ciphertext primes q_0..q_L (q_0 first: the base prime).
+    p_bits : bit sizes of the special primes of hybrid key switching.
+    scale_bits : default encoding scale 2^scale_bits.
+    dnum : key-switching digits at full level; None -> ceil(len(q_bits)/len(p_bits)).
+    security : 128, 192, 256, or None to opt out of the check (logged).
+
+    Raises ParameterError on malformed sizes and SecurityError when log2(QP) exceeds the
+    HomomorphicEncryption.org bound for N.
+    """
+
+    def __init__(self, log_n: int, q_bits, p_bits, scale_bits: int = 40, dnum=None,
+                 security=128):
+        self.log_n = _int_in("log_n", log_n, MIN_LOG_N, MAX_LOG_N)
+        self.q_bits = [_int_in("q_bits entry", b, 2, 61) for b in _listify("q_bits", q_bits)]
+        self.p_bits = [_int_in("p_bits entry", b, 2, 61) for b in _listify("p_bits", p_bits)]
+        self.scale_bits = _int_in("scale_bits", scale_bits, 1, 120)
+        nq = len(self.q_bits)
+        default = math.ceil(nq / len(self.p_bits))
+        self.dnum = default if dnum is None else _int_in("dnum", dnum, 1, nq)
+        self.security = security
+        check_security(self.log_n, sum(self.q_bits) + sum(self.p_bits), security)
+        self.q_primes, self.p_primes = self._primes()
+        self.log_qp = log2_product(self.q_primes + self.p_primes)
+
+    def _primes(self):
+        used: list[int] = []
+        for bits in self.q_bits + self.p_bits:
+            try:
+                used += generate_primes(self.n, bits, 1, used)
+            except ValueError:
+                raise ParameterError(
+                    f"no unused {bits}-bit prime = 1 mod 2N={2 * self.n} is left; need "
+                    f"{self.q_bits.count(bits) + self.p_bits.count(bits)} of them") from None
+        nq = len(self.q_bits)
+        return tuple(used[:nq]), tuple(used[nq:])
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def n(self) -> int:
+        """Ring degree N."""
+        return 1 << self.log_n
+
+    @property
+    def slots(self) -> int:
+        """Complex slots per ciphertext: N/2."""
+        return self.n // 2
+
+    @property
+    def max_level(self) -> int:
+        """Level of a fresh ciphertext: the number of rescales available."""
+        return len(self.q_primes) - 1
+
+    @property
+    def default_scale(self) -> float:
+        """2^scale_bits."""
+        return float(2 ** self.scale_bits)
+
+    @property
+    def fingerprint(self) -> bytes:
+        """32 bytes identifying everything a ciphertext depends on (N, primes, dnum)."""
+        h = hashlib.sha256(b"fhe_gpu/ckks/v1")
+        h.update(struct.pack("<III", self.log_n, self.dnum, self.scale_bits))
+        for q in self.q_primes + (0,) + self.p_primes:
+            h.update(struct.pack("<Q", q))
+        return h.digest()
+
+    # ------------------------------------------------------------------ presets
+    @staticmethod
+    def presets() -> dict[str, str]:
+        """Preset names with a one-line description each."""
+        return dict(_PRESET_DOC)
+
+    @classmethod
+    def preset(cls, name: str, security=128) -> "Parameters":
+        """A named parameter set (see :meth:`presets`)."""
+        if name not in _PRESETS:
+            raise ParameterError(f"unknown preset {name!r}: expected one of {sorted(_PRESETS)}")
+        log_n, q_bits, p_bits, scale_bits, dnum = _PRESETS[name]
+        return cls(log_n, q_bits, p_bits, scale_bits, dnum, security)
+
+    def __eq__(self, other):
+        return isinstance(other, Parameters) and other.fingerprint == self.fingerprint
+
+    def __hash__(self):
+        return hash(self.fingerprint)
+
+    def __repr__(self):
+        return (f"Parameters(log_n={self.log_n}, q_bits={self.q_bits}, p_bits={self.p_bits}, "
+                f"scale_bits={self.scale_bits}, dnum={self.dnum}, security={self.security})")
+
+
+def _listify(name, value) -> list:
+    try:
+        out = list(value)
+    except TypeError:
+        raise ParameterError(f"{name} must be a list of bit sizes, got {value!r}") from None
+    if not out:
+        raise ParameterError(f"{name} must hold at least one bit size, got {value!r}")
+    return out
+
+
+def _int_in(name, value, lo, hi) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) and not hasattr(value, "__index__"):
+        raise ParameterError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if not lo <= value <= hi:
+        raise ParameterError(f"{name}={value} is out of range: needs {lo} <= {name} <= {hi}")
+    return value

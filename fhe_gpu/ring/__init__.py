@@ -1,0 +1,9 @@
+"""RNS polynomial arithmetic: the RingBackend verbs and their implementations.
+
+The only layer that imports numba, cupy or the compiled csrc/ extensions.
+"""
+from .backend import RingBackend, available_backends, get_backend
+from .tables import Basis, PrimeSet, base_conv, basis, digit_ranges, prime_set
+
+__all__ = ["RingBackend", "available_backends", "get_backend", "Basis", "PrimeSet",
+           "base_conv", "basis", "digit_ranges", "prime_set"]

@@ -1,0 +1,135 @@
+"""The RingBackend contract: one verb list, several implementations.
+
+Every verb is batched over leading axes, takes an optional ``out=`` and produces the
+same bits as :mod:`fhe_gpu.ring.reference` (the spec) for the same inputs. Arrays are
+``uint64`` of shape ``(..., limbs, n)``; ``basis`` arguments are :class:`~fhe_gpu.ring.
+tables.Basis` objects naming the primes of the limb axis. Leading axes of binary verbs
+broadcast like NumPy.
+"""
+from __future__ import annotations
+
+import os
+
+from ..errors import BackendUnavailableError
+
+
+class RingBackend:
+    """Abstract verb list. Subclasses implement every method below."""
+
+    name = "abstract"
+    #: the array module of this backend (numpy, or cupy)
+    xp = None
+
+    # memory -----------------------------------------------------------------
+    def to_device(self, a):
+        """A host (NumPy) array as a backend array (no copy when already there)."""
+        raise NotImplementedError
+
+    def to_host(self, a):
+        """A backend array as a NumPy array."""
+        raise NotImplementedError
+
+    def zeros(self, shape):
+        """A zero ``uint64`` array."""
+        return self.xp.zeros(shape, dtype=self.xp.uint64)
+
+    def empty(self, shape):
+        """An uninitialised ``uint64`` array."""
+        return self.xp.empty(shape, dtype=self.xp.uint64)
+
+    def synchronize(self):
+        """Wait for queued device work (no-op on the CPU)."""
+
+    # transforms -------------------------------------------------------------
+    def ntt(self, a, basis, out=None):
+        raise NotImplementedError
+
+    def intt(self, a, basis, out=None):
+        raise NotImplementedError
+
+    # pointwise --------------------------------------------------------------
+    def add(self, a, b, basis, out=None):
+        raise NotImplementedError
+
+    def sub(self, a, b, basis, out=None):
+        raise NotImplementedError
+
+    def neg(self, a, basis, out=None):
+        raise NotImplementedError
+
+    def mul(self, a, b, basis, out=None):
+        raise NotImplementedError
+
+    def mul_add(self, a, b, c, basis, out=None):
+        raise NotImplementedError
+
+    def mul_scalar(self, a, scalars, basis, out=None):
+        """``scalars``: host uint64 array of shape (limbs,), s_i < q_i."""
+        raise NotImplementedError
+
+    def automorphism(self, a, galois_elt, basis, out=None):
+        raise NotImplementedError
+
+    # basis change -----------------------------------------------------------
+    def mod_up(self, a, q_basis, p_basis, alpha, out=None):
+        raise NotImplementedError
+
+    def key_switch_inner(self, ext, key, basis, key_basis, out=None):
+        raise NotImplementedError
+
+    def mod_down(self, a, q_basis, p_basis, out=None):
+        raise NotImplementedError
+
+    def rescale(self, a, basis, out=None):
+        raise NotImplementedError
+
+
+_INSTANCES: dict[str, RingBackend] = {}
+
+
+def available_backends() -> list[str]:
+    """Names of the backends that can run on this machine."""
+    names = ["cpu"]
+    try:
+        get_backend("cuda")
+        names.append("cuda")
+    except BackendUnavailableError:
+        pass
+    return names
+
+
+def get_backend(name: str = "auto") -> RingBackend:
+    """The backend called ``name`` ("auto", "cpu" or "cuda"), created once per process.
+
+    "auto" picks "cuda" when a GPU (or ``FHE_GPU_CUDA_EMULATE=1``) is present, else "cpu".
+    """
+    if name == "auto":
+        try:
+            return get_backend("cuda")
+        except BackendUnavailableError:
+            return get_backend("cpu")
+    if name in _INSTANCES:
+        return _INSTANCES[name]
+    if name == "cpu":
+        from .cpu import CpuBackend
+        backend = CpuBackend()
+    elif name == "cuda":
+        backend = _make_cuda()
+    elif name == "reference":
+        from .reference_backend import ReferenceBackend
+        backend = ReferenceBackend()
+    else:
+        raise BackendUnavailableError(
+            f"unknown backend {name!r}: expected one of 'auto', 'cpu', 'cuda', 'reference'")
+    _INSTANCES[name] = backend
+    return backend
+
+
+def _make_cuda() -> RingBackend:
+    emulate = os.environ.get("FHE_GPU_CUDA_EMULATE", "") not in ("", "0")
+    try:
+        from .cuda import CudaBackend
+    except ImportError as exc:
+        raise BackendUnavailableError(f"backend 'cuda' is not built into this install: {exc}") \
+            from None
+    return CudaBackend(emulate=emulate)

@@ -1,0 +1,335 @@
+"""The CPU backend: every RingBackend verb as one Numba kernel call (see _numba_kernels).
+
+Wrappers here only validate shapes, make operands C-contiguous ``uint64`` (so each kernel
+compiles once), reshape the batch axes flat and fetch the per-basis constants. Constants
+derived from the tables (Barrett ratios, INTT constants with factors folded in, base
+conversion matrices) are computed once and cached per PrimeSet / Basis.
+"""
+from __future__ import annotations
+
+import math
+import weakref
+
+import numpy as np
+
+from . import _numba_kernels as K
+from . import tables
+from ._numba_arith import barrett_ratio, shoup
+from .backend import RingBackend
+
+_U64 = np.uint64
+_MAX_TERMS = 64  # products < 2^122 summed in 128 bits
+
+# ----------------------------------------------------------------------------- constants
+
+_PRIME_CONSTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_BASIS_CONSTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _prime_consts(universe: tables.PrimeSet) -> tuple[np.ndarray, np.ndarray]:
+    """Barrett ratios floor(2^128/q) (hi, lo) for every prime of the universe, (U,) each."""
+    got = _PRIME_CONSTS.get(universe)
+    if got is None:
+        words = [barrett_ratio(q) for q in universe.primes]
+        got = (np.array([w[0] for w in words], dtype=_U64),
+               np.array([w[1] for w in words], dtype=_U64))
+        _PRIME_CONSTS[universe] = got
+    return got
+
+
+def _intt_consts(basis: tables.Basis, extra, addc) -> tuple[np.ndarray, ...]:
+    """(c0, c0s, c1, c1s, addc) of intt_kernel: intt(x) * extra_l + addc_l per limb."""
+    u = basis.universe
+    c0, c1 = [], []
+    for l, (q, ui) in enumerate(zip(basis.primes, basis.idx)):
+        e = int(u.n_inv[ui]) * int(extra[l]) % q
+        c0.append(e)
+        c1.append(int(u.ipsi_rev[ui, 1 % u.n]) * e % q)
+    arr = [np.array(v, dtype=_U64) for v in
+           (c0, [shoup(c, q) for c, q in zip(c0, basis.primes)],
+            c1, [shoup(c, q) for c, q in zip(c1, basis.primes)])]
+    return (*arr, np.array([int(x) for x in addc], dtype=_U64))
+
+
+class _BasisConsts:
+    """Per-basis constants: ratios per limb, plain INTT constants, derived plans."""
+
+    def __init__(self, basis: tables.Basis):
+        rh, rl = _prime_consts(basis.universe)
+        self.ratio_hi, self.ratio_lo = rh[basis.idx_arr], rl[basis.idx_arr]
+        ones = [1] * len(basis)
+        self.intt = _intt_consts(basis, ones, [0] * len(basis))
+        self.plans: dict = {}
+
+
+def _consts(basis: tables.Basis) -> _BasisConsts:
+    got = _BASIS_CONSTS.get(basis)
+    if got is None:
+        got = _BASIS_CONSTS[basis] = _BasisConsts(basis)
+    return got
+
+
+def _mod_up_plan(q_basis: tables.Basis, p_basis: tables.Basis, alpha: int) -> dict:
+    """Digit ranges, folded INTT constants and hat matrices of mod_up (cached)."""
+    plans = _consts(q_basis).plans
+    key = ("up", p_basis, alpha)
+    if key in plans:
+        return plans[key]
+    ext = q_basis + p_basis
+    digs = tables.digit_ranges(len(q_basis), alpha)
+    if max(s1 - s0 for s0, s1 in digs) > _MAX_TERMS:
+        raise ValueError(f"mod_up digit of {alpha} limbs exceeds {_MAX_TERMS}")
+    hat_inv = np.zeros(len(q_basis), dtype=object)
+    hmod = np.zeros((len(digs), len(ext), max(s1 - s0 for s0, s1 in digs)), dtype=_U64)
+    for j, (s0, s1) in enumerate(digs):
+        rest = [t for t in range(len(ext)) if not s0 <= t < s1]
+        bc = tables.base_conv(q_basis[s0:s1], tables.basis(ext.universe,
+                                                           tuple(ext.idx[t] for t in rest)))
+        hat_inv[s0:s1] = [int(x) for x in bc.hat_inv]
+        hmod[j, rest, :s1 - s0] = bc.hat_mod
+    plan = {"ext": ext, "starts": np.array([d[0] for d in digs], dtype=np.int64),
+            "stops": np.array([d[1] for d in digs], dtype=np.int64), "hmod": hmod,
+            "intt": _intt_consts(q_basis, hat_inv, [0] * len(q_basis))}
+    plans[key] = plan
+    return plan
+
+
+def _mod_down_plan(q_basis: tables.Basis, p_basis: tables.Basis) -> dict:
+    """Folded INTT constants of the P part and conversion constants of mod_down (cached)."""
+    plans = _consts(q_basis).plans
+    key = ("down", p_basis)
+    if key in plans:
+        return plans[key]
+    if len(p_basis) > _MAX_TERMS:
+        raise ValueError(f"mod_down over {len(p_basis)} P primes exceeds {_MAX_TERMS}")
+    bc = tables.base_conv(p_basis, q_basis)
+    addc = [int(h) * int(v) % p for h, v, p in zip(bc.half_src, bc.hat_inv, p_basis.primes)]
+    plan = {"intt": _intt_consts(p_basis, bc.hat_inv, addc),
+            "hmod": np.ascontiguousarray(bc.hat_mod, dtype=_U64),
+            "half_q": np.ascontiguousarray(bc.half_dst, dtype=_U64),
+            "p_inv": np.ascontiguousarray(bc.src_inv_dst, dtype=_U64),
+            "p_inv_s": np.ascontiguousarray(bc.src_inv_dst_shoup, dtype=_U64)}
+    plans[key] = plan
+    return plan
+
+
+def _key_index(basis: tables.Basis, key_basis: tables.Basis) -> np.ndarray:
+    """Limb index in key_basis of every prime of basis (cached)."""
+    plans = _consts(basis).plans
+    key = ("key", key_basis)
+    if key not in plans:
+        pos = {p: i for i, p in enumerate(key_basis.primes)}
+        missing = [p for p in basis.primes if p not in pos]
+        if missing:
+            raise ValueError(f"key basis {key_basis} lacks primes {missing} of {basis}")
+        plans[key] = np.array([pos[p] for p in basis.primes], dtype=np.int64)
+    return plans[key]
+
+
+# ----------------------------------------------------------------------------- arrays
+
+
+def _u64(a) -> np.ndarray:
+    """a as a C-contiguous uint64 ndarray (no copy when it already is one)."""
+    a = np.asarray(a)
+    if a.dtype != _U64:
+        a = a.astype(_U64)
+    return np.ascontiguousarray(a)
+
+
+def _check(a, basis: tables.Basis, name="a") -> np.ndarray:
+    a = _u64(a)
+    if a.ndim < 2 or a.shape[-2:] != (len(basis), basis.n):
+        raise ValueError(f"{name} of shape {a.shape} does not match {basis} "
+                         f"(expected (..., {len(basis)}, {basis.n}))")
+    return a
+
+
+def _flat(a: np.ndarray, tail: int) -> np.ndarray:
+    """a reshaped to (prod(lead), *a.shape[-tail:])."""
+    lead = a.shape[:a.ndim - tail]
+    return a.reshape((math.prod(lead),) + a.shape[a.ndim - tail:])
+
+
+def _same(x: np.ndarray, out: np.ndarray) -> bool:
+    """Contiguous x and out hold the same elements in the same order (aliasing is safe)."""
+    return x.size == out.size and x.ctypes.data == out.ctypes.data
+
+
+def _target(out, shape, inputs, alias_ok=()):
+    """(array the kernel writes, array to copy it into afterwards or None)."""
+    if out is None:
+        return np.empty(shape, dtype=_U64), None
+    if not isinstance(out, np.ndarray) or out.shape != tuple(shape):
+        got = getattr(out, "shape", type(out).__name__)
+        raise ValueError(f"out of shape {got} does not match the result shape {tuple(shape)}")
+    direct = out.dtype == _U64 and out.flags.c_contiguous and out.flags.writeable
+    for x in inputs:
+        if direct and np.may_share_memory(out, x):
+            direct = any(y is x for y in alias_ok) and _same(x, out)
+    return (out, None) if direct else (np.empty(shape, dtype=_U64), out)
+
+
+def _finish(res: np.ndarray, copy_to):
+    if copy_to is None:
+        return res
+    copy_to[...] = res
+    return copy_to
+
+
+def _broadcast4(arrays, basis: tables.Basis):
+    """Operands as 4-D views (A0, A1, L, n) with A_k in {1, O_k}, and the result shape."""
+    arrays = [_check(x, basis) for x in arrays]
+    lead = np.broadcast_shapes(*(x.shape[:-2] for x in arrays))
+    pads = [(1,) * (len(lead) - x.ndim + 2) + x.shape[:-2] for x in arrays]
+    groups: list[list] = []
+    for k, size in enumerate(lead):
+        if size == 1:
+            continue
+        full = tuple(p[k] != 1 for p in pads)
+        if groups and groups[-1][0] == full:
+            groups[-1][1] *= size
+        else:
+            groups.append([full, size])
+    if len(groups) > 2:
+        arrays = [np.ascontiguousarray(np.broadcast_to(x, lead + x.shape[-2:])) for x in arrays]
+        groups = [[(True,) * len(arrays), math.prod(lead)]]
+    groups = [[(False,) * len(arrays), 1]] * (2 - len(groups)) + groups
+    views = [x.reshape(tuple(g[1] if g[0][i] else 1 for g in groups) + x.shape[-2:])
+             for i, x in enumerate(arrays)]
+    return views, lead + (len(basis), basis.n), (groups[0][1], groups[1][1])
+
+
+# ----------------------------------------------------------------------------- backend
+
+
+class CpuBackend(RingBackend):
+    """RingBackend on NumPy arrays with Numba kernels (parallel over batch x limbs)."""
+
+    name = "cpu"
+    xp = np
+
+    def to_device(self, a):
+        return _u64(a)
+
+    def to_host(self, a):
+        return np.asarray(a)
+
+    # transforms -------------------------------------------------------------
+    def ntt(self, a, basis, out=None):
+        a = _check(a, basis)
+        res, copy_to = _target(out, a.shape, [a], alias_ok=[a])
+        u = basis.universe
+        K.ntt_kernel(_flat(a, 2), _flat(res, 2), basis.idx_arr, u.psi_rev, u.psi_rev_shoup, u.q)
+        return _finish(res, copy_to)
+
+    def intt(self, a, basis, out=None):
+        a = _check(a, basis)
+        res, copy_to = _target(out, a.shape, [a], alias_ok=[a])
+        self._intt(_flat(a, 2), 0, _flat(res, 2), basis, _consts(basis).intt)
+        return _finish(res, copy_to)
+
+    @staticmethod
+    def _intt(a3, off, out3, basis, consts):
+        u = basis.universe
+        K.intt_kernel(a3, off, out3, basis.idx_arr, u.ipsi_rev, u.ipsi_rev_shoup, u.q, *consts)
+
+    # pointwise --------------------------------------------------------------
+    def _binary(self, op, a, b, basis, out):
+        (a4, b4), shape, (o0, o1) = _broadcast4([a, b], basis)
+        res, copy_to = _target(out, shape, [a4, b4], alias_ok=[a4, b4])
+        k = _consts(basis)
+        K.binary_kernel(op, a4, b4, res.reshape((o0, o1) + shape[-2:]), basis.q,
+                        k.ratio_hi, k.ratio_lo)
+        return _finish(res, copy_to)
+
+    def add(self, a, b, basis, out=None):
+        return self._binary(K.OP_ADD, a, b, basis, out)
+
+    def sub(self, a, b, basis, out=None):
+        return self._binary(K.OP_SUB, a, b, basis, out)
+
+    def mul(self, a, b, basis, out=None):
+        return self._binary(K.OP_MUL, a, b, basis, out)
+
+    def neg(self, a, basis, out=None):
+        return self._binary(K.OP_NEG, a, a, basis, out)
+
+    def mul_add(self, a, b, c, basis, out=None):
+        (a4, b4, c4), shape, (o0, o1) = _broadcast4([a, b, c], basis)
+        res, copy_to = _target(out, shape, [a4, b4, c4], alias_ok=[a4, b4, c4])
+        k = _consts(basis)
+        K.mul_add_kernel(a4, b4, c4, res.reshape((o0, o1) + shape[-2:]), basis.q,
+                         k.ratio_hi, k.ratio_lo)
+        return _finish(res, copy_to)
+
+    def mul_scalar(self, a, scalars, basis, out=None):
+        a = _check(a, basis)
+        s = _u64(scalars).reshape(-1)
+        if s.shape != (len(basis),):
+            raise ValueError(f"scalars of shape {np.shape(scalars)} do not match {basis}")
+        res, copy_to = _target(out, a.shape, [a], alias_ok=[a])
+        k = _consts(basis)
+        K.mul_scalar_kernel(_flat(a, 2), _flat(res, 2), s, basis.q, k.ratio_hi, k.ratio_lo)
+        return _finish(res, copy_to)
+
+    def automorphism(self, a, galois_elt, basis, out=None):
+        a = _check(a, basis)
+        perm = tables.galois_permutation(int(galois_elt) % (2 * basis.n), basis.n)
+        res, copy_to = _target(out, a.shape, [a])
+        K.permute_kernel(_flat(a, 1), _flat(res, 1), perm)
+        return _finish(res, copy_to)
+
+    # basis change -----------------------------------------------------------
+    def mod_up(self, a, q_basis, p_basis, alpha, out=None):
+        a = _check(a, q_basis)
+        alpha = int(alpha)
+        if alpha < 1:
+            raise ValueError(f"alpha must be a positive number of limbs, got {alpha}")
+        plan = _mod_up_plan(q_basis, p_basis, alpha)
+        ext = plan["ext"]
+        a3 = _flat(a, 2)
+        y = np.empty_like(a3)
+        self._intt(a3, 0, y, q_basis, plan["intt"])
+        shape = a.shape[:-2] + (len(plan["starts"]), len(ext), a.shape[-1])
+        res, copy_to = _target(out, shape, [a])
+        u = ext.universe
+        rh, rl = _prime_consts(u)
+        K.mod_up_kernel(a3, y, _flat(res, 3), plan["starts"], plan["stops"], plan["hmod"],
+                        ext.idx_arr, u.psi_rev, u.psi_rev_shoup, u.q, rh, rl)
+        return _finish(res, copy_to)
+
+    def key_switch_inner(self, ext, key, basis, key_basis, out=None):
+        ext = _check(ext, basis, "ext")
+        key = _check(key, key_basis, "key")
+        d = ext.shape[-3] if ext.ndim >= 3 else 0
+        if key.ndim != 4 or key.shape[1] != 2 or key.shape[0] < d or d == 0:
+            raise ValueError(f"key of shape {key.shape} does not fit ext of shape {ext.shape}")
+        if d > _MAX_TERMS:
+            raise ValueError(f"{d} digits exceed the {_MAX_TERMS} of one 128-bit sum")
+        kidx = _key_index(basis, key_basis)
+        shape = ext.shape[:-3] + (2,) + ext.shape[-2:]
+        res, copy_to = _target(out, shape, [ext, key])
+        u = basis.universe
+        rh, rl = _prime_consts(u)
+        K.key_switch_kernel(_flat(ext, 3), key, _flat(res, 3), kidx, basis.idx_arr, u.q, rh, rl)
+        return _finish(res, copy_to)
+
+    def mod_down(self, a, q_basis, p_basis, out=None):
+        a = _check(a, q_basis + p_basis)
+        plan = _mod_down_plan(q_basis, p_basis)
+        a3 = _flat(a, 2)
+        z = np.empty((a3.shape[0], len(p_basis), a3.shape[-1]), dtype=_U64)
+        self._intt(a3, len(q_basis), z, p_basis, plan["intt"])
+        res, copy_to = _target(out, a.shape[:-2] + (len(q_basis), a.shape[-1]), [a])
+        u = q_basis.universe
+        rh, rl = _prime_consts(u)
+        K.mod_down_kernel(a3, z, _flat(res, 2), q_basis.idx_arr, plan["hmod"], plan["half_q"],
+                          plan["p_inv"], plan["p_inv_s"], u.psi_rev, u.psi_rev_shoup, u.q,
+                          rh, rl)
+        return _finish(res, copy_to)
+
+    def rescale(self, a, basis, out=None):
+        if len(basis) < 2:
+            raise ValueError(f"rescale needs at least two limbs, got {basis}")
+        return self.mod_down(a, basis[:-1], basis[-1:], out=out)

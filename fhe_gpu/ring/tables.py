@@ -1,0 +1,130 @@
+"""RNS bases and their precomputed tables (computed once, by the C++ core, and cached).
+
+A :class:`PrimeSet` is the ordered list of every prime a parameter set uses (Q then P)
+with its NTT tables stacked, shape ``(primes, n)``. A :class:`Basis` is a selection of
+those primes by index: the limb axis of an array. Kernels receive the stacked tables and
+the index vector, so a basis at any level costs no table copies.
+"""
+from __future__ import annotations
+
+from functools import cached_property, lru_cache
+
+import numpy as np
+
+from . import _core
+
+
+class PrimeSet:
+    """Every prime of a parameter set with NTT tables (bit-reversed, Shoup constants)."""
+
+    def __init__(self, n: int, primes: tuple[int, ...]):
+        self.n = int(n)
+        self.primes = tuple(int(p) for p in primes)
+        self.log_n = self.n.bit_length() - 1
+        rows = [_core.ntt_tables(q, self.n) for q in self.primes]
+        self.q = np.array(self.primes, dtype=np.uint64)
+        self.psi_rev = np.stack([r[0] for r in rows])
+        self.psi_rev_shoup = np.stack([r[1] for r in rows])
+        self.ipsi_rev = np.stack([r[2] for r in rows])
+        self.ipsi_rev_shoup = np.stack([r[3] for r in rows])
+        self.n_inv = np.array([r[4] for r in rows], dtype=np.uint64)
+        self.n_inv_shoup = np.array([r[5] for r in rows], dtype=np.uint64)
+
+    def __repr__(self):
+        return f"PrimeSet(n={self.n}, primes={len(self.primes)})"
+
+
+@lru_cache(maxsize=32)
+def prime_set(n: int, primes: tuple[int, ...]) -> PrimeSet:
+    """The cached PrimeSet of (n, primes)."""
+    return PrimeSet(n, primes)
+
+
+class Basis:
+    """The primes of a limb axis: indices into a PrimeSet. Hashable; use :func:`basis`."""
+
+    def __init__(self, universe: PrimeSet, idx: tuple[int, ...]):
+        self.universe = universe
+        self.idx = tuple(int(i) for i in idx)
+        self.primes = tuple(universe.primes[i] for i in self.idx)
+        self.n = universe.n
+        self.idx_arr = np.array(self.idx, dtype=np.int64)
+        self.q = universe.q[self.idx_arr]
+
+    def __len__(self):
+        return len(self.idx)
+
+    def __getitem__(self, item):
+        if isinstance(item, slice):
+            return basis(self.universe, self.idx[item])
+        raise TypeError("Basis supports slicing only")
+
+    def __add__(self, other: "Basis") -> "Basis":
+        if other.universe is not self.universe:
+            raise ValueError("cannot join bases of different prime sets")
+        return basis(self.universe, self.idx + other.idx)
+
+    def __repr__(self):
+        return f"Basis(n={self.n}, idx={self.idx})"
+
+    @cached_property
+    def product(self) -> int:
+        """The product of the primes (a Python int)."""
+        out = 1
+        for p in self.primes:
+            out *= p
+        return out
+
+
+@lru_cache(maxsize=4096)
+def basis(universe: PrimeSet, idx: tuple[int, ...]) -> Basis:
+    """The cached Basis selecting ``idx`` from ``universe``."""
+    return Basis(universe, idx)
+
+
+class BaseConv:
+    """Constants of the fast base conversion src -> dst and of the division by src.
+
+    ``hat_inv[i] = (S/s_i)^-1 mod s_i`` (with Shoup), ``hat_mod[t, i] = (S/s_i) mod d_t``,
+    ``half_src = floor(S/2) mod s_i``, ``half_dst = floor(S/2) mod d_t``,
+    ``src_inv_dst[t] = S^-1 mod d_t`` (with Shoup; only when gcd(S, d_t) = 1).
+    """
+
+    def __init__(self, src: Basis, dst: Basis):
+        self.src, self.dst = src, dst
+        t = _core.base_conv_tables(list(src.primes), list(dst.primes))
+        self.hat_inv, self.hat_inv_shoup, self.hat_mod = t
+        half = src.product // 2
+        self.half_src = np.array([half % p for p in src.primes], dtype=np.uint64)
+        self.half_dst = np.array([half % p for p in dst.primes], dtype=np.uint64)
+        inv = [pow(src.product % p, -1, p) if src.product % p else 0 for p in dst.primes]
+        self.src_inv_dst = np.array(inv, dtype=np.uint64)
+        self.src_inv_dst_shoup = np.array(
+            [_core.shoup(v, p) for v, p in zip(inv, dst.primes)], dtype=np.uint64)
+
+
+@lru_cache(maxsize=1024)
+def base_conv(src: Basis, dst: Basis) -> BaseConv:
+    """The cached conversion constants src -> dst."""
+    return BaseConv(src, dst)
+
+
+def digit_ranges(level_limbs: int, alpha: int) -> list[tuple[int, int]]:
+    """[start, stop) limb ranges of the key-switching digits (see reference.digits)."""
+    return [(s, min(s + alpha, level_limbs)) for s in range(0, level_limbs, alpha)]
+
+
+@lru_cache(maxsize=256)
+def galois_permutation(galois_elt: int, n: int) -> np.ndarray:
+    """perm (int64, length n) with automorphism(a)[j] = a[perm[j]] (bit-reversed NTT order)."""
+    log_n = n.bit_length() - 1
+    j = np.arange(n, dtype=np.int64)
+    e = (galois_elt * (2 * _bit_reverse(j, log_n) + 1)) % (2 * n)
+    return _bit_reverse((e - 1) // 2, log_n)
+
+
+def _bit_reverse(x: np.ndarray, log_n: int) -> np.ndarray:
+    out = np.zeros_like(x)
+    for b in range(log_n):
+        out |= ((x >> b) & 1) << (log_n - 1 - b)
+    return out

@@ -1,0 +1,8 @@
+"""RLWE: keys, key generation, encryption, decryption and hybrid key switching."""
+from .context import Context
+from .encryptor import Decryptor, Encryptor
+from .keys import EvaluationKeys, KeyGenerator, PublicKey, SecretKey, SwitchingKey
+from .objects import Ciphertext, Plaintext
+
+__all__ = ["Context", "Decryptor", "Encryptor", "EvaluationKeys", "KeyGenerator", "PublicKey",
+           "SecretKey", "SwitchingKey", "Ciphertext", "Plaintext"]

@@ -1,0 +1,81 @@
+"""Encryption and decryption of batched plaintexts.
+
+Public-key encryption works over Q u P and divides by P (ModDown), so the fresh noise is
+(u*e + e0 + e1*s)/P plus a rounding term, as in SEAL. Symmetric encryption is
+(-a*s + e + m, a) over Q_level with ``a`` expanded from a 32-byte seed.
+"""
+from __future__ import annotations
+
+from ..errors import ParameterError
+from .keys import PublicKey, SecretKey
+from .objects import Ciphertext, Plaintext
+from .sampling import Sampler, to_rns, uniform_poly
+
+
+def _check_plaintext(context, pt):
+    if not isinstance(pt, Plaintext):
+        raise ParameterError(f"encrypt needs a Plaintext, got {type(pt).__name__}")
+    context.check(pt, "plaintext")
+
+
+class Encryptor:
+    """Encrypts Plaintexts under a PublicKey, or under a SecretKey (seeded symmetric)."""
+
+    def __init__(self, context, key, seed: bytes | None = None):
+        if not isinstance(key, (PublicKey, SecretKey)):
+            raise ParameterError(f"Encryptor needs a PublicKey or SecretKey, got "
+                                 f"{type(key).__name__}")
+        self.context = context
+        self.key = context.check(key, "key")
+        self._sampler = Sampler(seed)
+
+    def encrypt(self, pt: Plaintext) -> Ciphertext:
+        """A ciphertext of ``pt`` at the plaintext's level and scale, same batch."""
+        _check_plaintext(self.context, pt)
+        if isinstance(self.key, PublicKey):
+            return self._encrypt_public(pt)
+        return self._encrypt_symmetric(pt)
+
+    def _encrypt_public(self, pt):
+        ctx, be = self.context, self.context.backend
+        level, batch = pt.level, pt.batch_size
+        qp, q = ctx.qp_basis(level), ctx.q_basis(level)
+        pk = self.key.data[:, ctx.qp_rows(level)]
+        u = be.ntt(be.to_device(to_rns(self._sampler.ternary((batch, ctx.n)), qp.primes)), qp)
+        e = be.ntt(be.to_device(to_rns(self._sampler.gaussian((batch, 2, ctx.n)), qp.primes)), qp)
+        c = be.mod_down(be.mul_add(u[:, None], pk[None], e, qp), q, ctx.p_basis)
+        c0 = be.add(c[:, 0], pt.data, q)
+        return Ciphertext(be.xp.stack([c0, c[:, 1]], axis=1), level, pt.scale, ctx)
+
+    def _encrypt_symmetric(self, pt):
+        ctx, be = self.context, self.context.backend
+        level, batch = pt.level, pt.batch_size
+        q = ctx.q_basis(level)
+        seed = self._sampler.seed()
+        a = be.to_device(uniform_poly(seed, b"ct", q.primes, ctx.n, batch=batch))
+        e = be.ntt(be.to_device(to_rns(self._sampler.gaussian((batch, ctx.n)), q.primes)), q)
+        s = self.key.ntt()[: level + 1]
+        c0 = be.sub(be.add(e, pt.data, q), be.mul(a, s, q), q)
+        return Ciphertext(be.xp.stack([c0, a], axis=1), level, pt.scale, ctx, seed=seed)
+
+
+class Decryptor:
+    """Decrypts ciphertexts with the secret key: m = c0 + c1*s."""
+
+    def __init__(self, context, secret_key: SecretKey):
+        if not isinstance(secret_key, SecretKey):
+            raise ParameterError(f"Decryptor needs a SecretKey, got {type(secret_key).__name__}")
+        self.context = context
+        self.secret_key = context.check(secret_key, "secret key")
+
+    def decrypt(self, ct: Ciphertext) -> Plaintext:
+        """The plaintext of ``ct`` (same level, scale and batch)."""
+        if not isinstance(ct, Ciphertext):
+            raise ParameterError(f"decrypt needs a Ciphertext, got {type(ct).__name__}")
+        ctx, be = self.context, self.context.backend
+        ctx.check(ct, "ciphertext")
+        q = ctx.q_basis(ct.level)
+        s = self.secret_key.ntt()[: ct.level + 1]
+        m = be.mul_add(ct.data[:, 1], s, ct.data[:, 0], q)
+        return Plaintext(m, ct.level, ct.scale, ctx)
+

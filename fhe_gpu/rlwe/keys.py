@@ -1,0 +1,151 @@
+"""Keys and key generation: ternary secret, public key, hybrid key-switching keys.
+
+A key-switching key from s' to s has one component pair per digit j (alpha primes each):
+``b_j = -a_j*s + e_j + g_j*s'`` and ``a_j`` over Q u P, with the gadget ``g_j = P mod q_i``
+on the limbs of digit j and 0 elsewhere (and on P). ``a_j`` is expanded from a seed.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import KeyMissingError, ParameterError
+from .sampling import Sampler, to_rns, uniform_poly
+
+
+class SecretKey:
+    """The ternary secret s. Never handed to server-side objects."""
+
+    def __init__(self, coeffs: np.ndarray, context):
+        self.coeffs = np.asarray(coeffs, dtype=np.int8)
+        self.context = context
+        self.fingerprint = context.fingerprint
+        self._ntt = None
+
+    def ntt(self):
+        """s in evaluation form over the full Q u P basis (limbs, n), computed once."""
+        if self._ntt is None:
+            ctx = self.context
+            be, qp = ctx.backend, ctx.full_qp
+            self._ntt = be.ntt(be.to_device(to_rns(self.coeffs, qp.primes)), qp)
+        return self._ntt
+
+    def __repr__(self):
+        return f"SecretKey(n={self.context.n})"
+
+
+class PublicKey:
+    """(b, a) = (-a*s + e, a) over the full Q u P basis, shape (2, limbs, n)."""
+
+    def __init__(self, data, context):
+        self.data = data
+        self.context = context
+        self.fingerprint = context.fingerprint
+
+
+class SwitchingKey:
+    """Key-switching key (digits, 2, limbs over Q u P, n); ``seed`` expands the a_j."""
+
+    def __init__(self, data, context, seed: bytes):
+        self.data = data
+        self.context = context
+        self.seed = seed
+        self.fingerprint = context.fingerprint
+
+
+class EvaluationKeys:
+    """Relinearization key and Galois keys (by Galois element). Holds no secret."""
+
+    def __init__(self, context, relin: SwitchingKey | None = None, galois=None):
+        self.context = context
+        self.fingerprint = context.fingerprint
+        self.relin = relin
+        self.galois = dict(galois or {})
+
+    def relin_key(self) -> SwitchingKey:
+        """The relinearization key, or KeyMissingError."""
+        if self.relin is None:
+            raise KeyMissingError("no relinearization key: generate evaluation keys with "
+                                  "relinearization=True")
+        return self.relin
+
+    def galois_key(self, galois_elt: int, what: str) -> SwitchingKey:
+        """The key of a Galois element, or KeyMissingError naming the operation."""
+        if galois_elt not in self.galois:
+            raise KeyMissingError(f"no Galois key for {what} (Galois element {galois_elt}); "
+                                  f"available elements: {sorted(self.galois)}")
+        return self.galois[galois_elt]
+
+
+class KeyGenerator:
+    """Generates a secret key and the keys derived from it.
+
+    ``seed`` (bytes) makes generation reproducible, for tests only; None draws OS entropy.
+    """
+
+    def __init__(self, context, seed: bytes | None = None):
+        self.context = context
+        self._sampler = Sampler(seed)
+        self.secret_key = SecretKey(self._sampler.ternary((context.n,)), context)
+
+    def _noise(self, shape_lead, basis):
+        """A Gaussian error in evaluation form, shape shape_lead + (limbs, n)."""
+        be = self.context.backend
+        e = self._sampler.gaussian(tuple(shape_lead) + (self.context.n,))
+        return be.ntt(be.to_device(to_rns(e, basis.primes)), basis)
+
+    def public_key(self) -> PublicKey:
+        """A fresh public key (b, a) = (-a*s + e, a) over Q u P."""
+        ctx = self.context
+        be, qp = ctx.backend, ctx.full_qp
+        a = be.to_device(uniform_poly(self._sampler.seed(), b"pk", qp.primes, ctx.n))
+        b = be.sub(self._noise((), qp), be.mul(a, self.secret_key.ntt(), qp), qp)
+        return PublicKey(ctx.backend.xp.stack([b, a]), ctx)
+
+    def switching_key(self, s_from) -> SwitchingKey:
+        """A key switching ``s_from`` (evaluation form over Q u P) to the secret key."""
+        ctx = self.context
+        be, qp, xp = ctx.backend, ctx.full_qp, ctx.backend.xp
+        dnum = -(-len(ctx.q_primes) // ctx.alpha)
+        seed = self._sampler.seed()
+        a = be.to_device(uniform_poly(seed, b"ksk", qp.primes, ctx.n, batch=dnum))
+        b = be.sub(self._noise((dnum,), qp), be.mul(a, self.secret_key.ntt(), qp), qp)
+        p_mod = [ctx.p_basis.product % q for q in qp.primes]
+        s_p = be.mul_scalar(s_from, np.array(p_mod, dtype=np.uint64), qp)
+        b = be.add(b, xp.where(xp.asarray(self._gadget_mask(dnum))[:, :, None], s_p[None], 0)
+                   .astype(xp.uint64), qp)
+        return SwitchingKey(xp.stack([b, a], axis=1), ctx, seed)
+
+    def _gadget_mask(self, dnum: int) -> np.ndarray:
+        ctx = self.context
+        mask = np.zeros((dnum, len(ctx.full_qp)), dtype=bool)
+        for j in range(dnum):
+            mask[j, j * ctx.alpha:min((j + 1) * ctx.alpha, len(ctx.q_primes))] = True
+        return mask
+
+    def relin_key(self) -> SwitchingKey:
+        """The key switching s^2 to s."""
+        be, qp = self.context.backend, self.context.full_qp
+        s = self.secret_key.ntt()
+        return self.switching_key(be.mul(s, s, qp))
+
+    def galois_key(self, galois_elt: int) -> SwitchingKey:
+        """The key switching s(X^g) to s."""
+        be, qp = self.context.backend, self.context.full_qp
+        return self.switching_key(be.automorphism(self.secret_key.ntt(), galois_elt, qp))
+
+    def evaluation_keys(self, rotations=(), conjugation: bool = False,
+                        relinearization: bool = True) -> EvaluationKeys:
+        """Relinearization key plus Galois keys for ``rotations`` (slot steps, any sign)
+        and, when ``conjugation``, for complex conjugation."""
+        ctx = self.context
+        elements = set()
+        for k in rotations:
+            if not isinstance(k, (int, np.integer)):
+                raise ParameterError(f"rotation step {k!r} is not an integer")
+            if k % (ctx.n // 2):
+                elements.add(ctx.galois_element(int(k)))
+        if conjugation:
+            elements.add(ctx.conjugation_element)
+        galois = {g: self.galois_key(g) for g in sorted(elements)}
+        relin = self.relin_key() if relinearization else None
+        return EvaluationKeys(ctx, relin, galois)
