@@ -213,14 +213,6 @@ struct Big {
             carry = (u64)(t >> 64);
         }
     }
-    static void add_mul_word(u64* acc, const u64* a, u64 w, size_t W) {  // acc += a·w
-        u64 carry = 0;
-        for (size_t j = 0; j < W; ++j) {
-            const u128 t = (u128)a[j] * w + acc[j] + carry;  // <= (2^64-1)·2^64 + ... < 2^128
-            acc[j] = (u64)t;
-            carry = (u64)(t >> 64);
-        }
-    }
     static void sub_mul_word(u64* acc, const u64* a, u64 w, size_t W) {  // acc -= a·w (acc >= a·w)
         u64 borrow = 0;
         for (size_t j = 0; j < W; ++j) {
@@ -254,22 +246,42 @@ struct Big {
     }
 };
 
+constexpr size_t kCrtBlock = 64;  // coefficients processed together by crt_compose
+
+// Per-thread work space of crt_compose for one block of coefficients.
+struct CrtScratch {
+    std::vector<u64> y, ycol, acc;      // y[i·kCrtBlock + b]; one coefficient's y; L-word number
+    std::vector<double> frac;           // sum_i y_i / q_i per coefficient
+    std::vector<u128> v;                // 128-bit candidate, then its magnitude
+    std::vector<unsigned char> neg, ok;  // candidate sign, candidate verified
+    explicit CrtScratch(size_t L)
+        : y(L * kCrtBlock), ycol(L), acc(L), frac(kCrtBlock), v(kCrtBlock), neg(kCrtBlock), ok(kCrtBlock) {}
+};
+
 // Everything crt_compose needs per prime set, precomputed once.
+//
+// x = sum_i y_i·hat_i with y_i = r_i·hat_inv_i mod q_i satisfies x ≡ r_i (mod q_i) and
+// x/Q = sum_i y_i/q_i, so the nearest integer m to that (double) sum makes v = x - m·Q the
+// centered value in the common case. Fast path: v is assumed to fit in 128 bits; the
+// candidate computed mod 2^128 is accepted only if it matches every residue, which makes it
+// exact (two integers below Q/2 in magnitude with the same residues are equal). Otherwise the
+// full L-word computation runs.
 struct CrtPlan {
     size_t L;
-    std::vector<u64> q, hat_inv, hat_inv_shoup, hats, big_q, half_q;  // hats: L rows of L words
+    bool fast_ok;                                           // Q > 2^128: the fast path applies
+    bool tiny;                                              // L·Q < 2^127: everything in 128 bits
+    u128 q128;                                              // Q mod 2^128
+    std::vector<u64> q, hat_inv, hat_inv_shoup, big_q, half_q;
+    std::vector<u64> hats_t;                                // hats_t[j·L + i] = word j of hat_i
+    std::vector<u64> one_shoup, two64, two64_shoup;         // shoup(1), 2^64 mod q_i, its Shoup
+    std::vector<u128> hat128;                               // hat_i mod 2^128
     std::vector<double> inv_q;
 
-    explicit CrtPlan(const std::vector<u64>& primes) : L(primes.size()), q(primes) {
-        hat_inv = hat_inverses(primes);
-        hats.assign(L * L, 0);
+    explicit CrtPlan(const std::vector<u64>& primes) : L(primes.size()), q(primes), hat_inv(hat_inverses(primes)) {
+        std::vector<u64> hats(L * L, 0), tmp(L);
         big_q.assign(L, 0);
-        half_q.assign(L, 0);
         big_q[0] = 1;
-        std::vector<u64> tmp(L);
         for (size_t i = 0; i < L; ++i) {
-            hat_inv_shoup.push_back(shoup(hat_inv[i], q[i]));
-            inv_q.push_back(1.0 / (double)q[i]);
             u64* hat = &hats[i * L];
             hat[0] = 1;
             for (size_t j = 0; j < L; ++j) {
@@ -279,35 +291,144 @@ struct CrtPlan {
             }
             Big::mul_word(tmp.data(), big_q.data(), q[i], L);  // Q = prod q_j < 2^(63L)
             big_q = tmp;
+            hat128.push_back(hat[0] | (L > 1 ? (u128)hat[1] << 64 : 0));
+            hat_inv_shoup.push_back(shoup(hat_inv[i], q[i]));
+            one_shoup.push_back(shoup(1 % q[i], q[i]));
+            two64.push_back((u64)(((u128)1 << 64) % q[i]));
+            two64_shoup.push_back(shoup(two64.back(), q[i]));
+            inv_q.push_back(1.0 / (double)q[i]);
         }
+        hats_t.resize(L * L);
+        for (size_t i = 0; i < L; ++i)
+            for (size_t j = 0; j < L; ++j) hats_t[j * L + i] = hats[i * L + j];
+        half_q.assign(L, 0);
         for (size_t j = 0; j < L; ++j)  // half_q = floor(Q / 2)
             half_q[j] = (big_q[j] >> 1) | (j + 1 < L ? big_q[j + 1] << 63 : 0);
+        fast_ok = L > 2 && std::any_of(big_q.begin() + 2, big_q.end(), [](u64 w) { return w != 0; });
+        q128 = big_q[0] | (L > 1 ? (u128)big_q[1] << 64 : 0);
+        tiny = !fast_ok && (L == 1 || q128 < ((u128)1 << 127) / L);  // L·Q < 2^127
     }
 
-    // Centered CRT value of residues r[i·stride], i < L, divided by scale.
-    double compose(const u64* r, size_t stride, double scale, u64* acc) const {
-        std::fill(acc, acc + L, 0);
-        double frac = 0.0;  // sum_i y_i / q_i = (sum_i y_i·hat_i) / Q
+    // |v| mod q_i for |v| = hi·2^64 + lo; out in [0, q_i).
+    u64 mod_q(u128 v, size_t i) const {
+        const u64 hi = shoup_mul(v >> 64, two64[i], two64_shoup[i], q[i]);  // ≡ hi·2^64, in [0, 2q)
+        const u64 lo = shoup_mul((u64)v, 1 % q[i], one_shoup[i], q[i]);      // ≡ lo, in [0, 2q)
+        return add_mod(reduce_2q(hi, q[i]), reduce_2q(lo, q[i]), q[i]);      // in [0, q)
+    }
+
+    // Pass 1 over a block: y_i = r_i·hat_inv_i mod q_i, frac = sum y_i/q_i, v = sum y_i·hat_i mod 2^128.
+    void first_pass(const u64* r, size_t N, size_t count, CrtScratch& s) const {
+        std::fill(s.frac.begin(), s.frac.end(), 0.0);
+        std::fill(s.v.begin(), s.v.end(), 0);
         for (size_t i = 0; i < L; ++i) {
-            const u64 y = shoup_mul_reduced(r[i * stride], hat_inv[i], hat_inv_shoup[i], q[i]);  // [0, q_i)
-            frac += (double)y * inv_q[i];
-            Big::add_mul_word(acc, &hats[i * L], y, L);  // acc < L·Q < 2^(64L)
+            const u64* ri = r + i * N;
+            u64* yi = &s.y[i * kCrtBlock];
+            for (size_t b = 0; b < count; ++b) {
+                yi[b] = shoup_mul_reduced(ri[b], hat_inv[i], hat_inv_shoup[i], q[i]);  // [0, q_i)
+                s.frac[b] += (double)yi[b] * inv_q[i];
+                s.v[b] += (u128)yi[b] * hat128[i];  // wraps mod 2^128
+            }
         }
-        const double k = std::floor(frac - 1e-6);  // k <= floor(acc / Q), off by at most one
+    }
+
+    // The fast path: v = x - m·Q with m = round(frac), assumed |v| <= 2^127, kept only where it
+    // matches every residue (then it is exact: two values of magnitude < Q/2 agreeing mod Q).
+    void verify_small(const u64* r, size_t N, size_t count, CrtScratch& s) const {
+        for (size_t b = 0; b < count; ++b) {
+            const u128 v = s.v[b] - (u128)(u64)std::llround(s.frac[b]) * q128;  // two's complement
+            s.neg[b] = (unsigned char)(v >> 127);
+            s.v[b] = s.neg[b] ? (u128)0 - v : v;  // |v| <= 2^127 < Q/2
+            s.ok[b] = 1;
+        }
+        for (size_t i = 0; i < L; ++i) {
+            const u64* ri = r + i * N;
+            for (size_t b = 0; b < count; ++b) {
+                const u64 m = mod_q(s.v[b], i);
+                s.ok[b] &= (unsigned char)((s.neg[b] ? sub_mod(0, m, q[i]) : m) == ri[b]);
+            }
+        }
+    }
+
+    // The exact L-word computation of x = sum_i y_i·hat_i (product scanning, two interleaved
+    // column accumulators), reduced mod Q, centered, divided by scale.
+    double compose_full(const u64* y, double frac, double scale, u64* acc) const {
+        u128 lo = 0;           // column sum, low 128 bits (carry from the previous column)
+        u64 top = 0;           // column sum, bits 128..191
+        for (size_t j = 0; j < L; ++j) {
+            const u64* col = &hats_t[j * L];
+            u128 a = 0, b = 0;  // two partial column sums, each with its own carry word
+            u64 ta = 0, tb = 0;
+            size_t i = 0;
+            for (; i + 1 < L; i += 2) {
+                const u128 pa = (u128)y[i] * col[i], pb = (u128)y[i + 1] * col[i + 1];  // < 2^128
+                a += pa;
+                ta += a < pa;
+                b += pb;
+                tb += b < pb;
+            }
+            if (i < L) {
+                const u128 pa = (u128)y[i] * col[i];
+                a += pa;
+                ta += a < pa;
+            }
+            a += b;
+            ta += tb + (a < b);
+            lo += a;
+            top += ta + (lo < a);
+            acc[j] = (u64)lo;  // word j of x < L·Q < 2^(64L)
+            lo = (lo >> 64) | ((u128)top << 64);
+            top = 0;
+        }
+        return reduce_center(acc, frac, scale);
+    }
+
+    // acc = x in [0, L·Q) -> (x mod Q, centered) / scale.
+    double reduce_center(u64* acc, double frac, double scale) const {
+        const double k = std::floor(frac - 1e-6);  // k <= floor(x / Q), off by at most one
         if (k > 0) Big::sub_mul_word(acc, big_q.data(), (u64)k, L);
         while (Big::cmp(acc, big_q.data(), L) >= 0) Big::sub(acc, acc, big_q.data(), L);  // acc in [0, Q)
         if (Big::cmp(acc, half_q.data(), L) <= 0) return Big::to_double(acc, L, scale);
         Big::sub(acc, big_q.data(), acc, L);  // acc = Q - x, the magnitude of x - Q
         return -Big::to_double(acc, L, scale);
     }
+
+    // (sign · mag) / scale for a 128-bit magnitude.
+    static double u128_to_double(u128 mag, bool negative, double scale) {
+        const long double m = (long double)(u64)(mag >> 64) * 18446744073709551616.0L + (long double)(u64)mag;
+        const double d = (double)(m / (long double)scale);  // relative error <= 2^-63 before rounding
+        return negative ? -d : d;
+    }
+
+    // Centered CRT values / scale of `count` <= kCrtBlock coefficients; residue i of
+    // coefficient b is r[i·N + b].
+    void compose_block(const u64* r, size_t N, size_t count, double scale, double* out, CrtScratch& s) const {
+        first_pass(r, N, count, s);
+        if (tiny) {  // L·Q < 2^128: v = x exactly
+            for (size_t b = 0; b < count; ++b) {
+                const u128 x = s.v[b] % q128;  // x mod Q
+                out[b] = x > q128 / 2 ? u128_to_double(q128 - x, true, scale) : u128_to_double(x, false, scale);
+            }
+            return;
+        }
+        if (fast_ok) verify_small(r, N, count, s);
+        for (size_t b = 0; b < count; ++b) {
+            if (fast_ok && s.ok[b]) {
+                out[b] = u128_to_double(s.v[b], s.neg[b] != 0, scale);
+                continue;
+            }
+            for (size_t i = 0; i < L; ++i) s.ycol[i] = s.y[i * kCrtBlock + b];
+            out[b] = compose_full(s.ycol.data(), s.frac[b], scale, s.acc.data());
+        }
+    }
 };
 
 void compose_range(const CrtPlan& plan, const u64* in, double* out, size_t N, size_t begin, size_t end,
                    double scale) {
-    std::vector<u64> acc(plan.L);
-    for (size_t c = begin; c < end; ++c) {
-        const size_t r = c / N, n = c % N;
-        out[c] = plan.compose(in + r * plan.L * N + n, N, scale, acc.data());
+    CrtScratch s(plan.L);
+    for (size_t c = begin; c < end;) {
+        const size_t r = c / N, n = c % N, count = std::min({kCrtBlock, end - c, N - n});
+        plan.compose_block(in + r * plan.L * N + n, N, count, scale, out + c, s);
+        c += count;
     }
 }
 

@@ -10,10 +10,12 @@
 // back into [0, q) once, at the end.
 #pragma once
 
-#if defined(__CUDACC_RTC__)
+// NVRTC has no <cstdint>: the fixed-width types are declared here as NVRTC toolchains
+// (libcu++, jitify) do. A kernel that gets them elsewhere defines FHE_NO_STDINT_TYPEDEFS.
+#if defined(__CUDACC_RTC__) && !defined(FHE_NO_STDINT_TYPEDEFS)
 typedef unsigned long long uint64_t;
 typedef unsigned int uint32_t;
-#else
+#elif !defined(__CUDACC_RTC__)
 #include <cstdint>
 #endif
 
@@ -98,4 +100,32 @@ FHE_HD uint64_t pow_mod(uint64_t a, uint64_t e, uint64_t q) {
         e >>= 1;
     }
     return result;  // result = a^e mod q
+}
+
+// 128-bit accumulator (hi, lo) += a·b; a, b in [0, 2^64). The caller bounds the sum below
+// 2^128 (e.g. at most 64 products of values below 2^61, each product below 2^122).
+FHE_HD void mac_128(uint64_t& hi, uint64_t& lo, uint64_t a, uint64_t b) {
+    uint64_t p_lo = a * b;              // p_lo = a·b mod 2^64
+    uint64_t p_hi = mul_hi64(a, b);     // p_hi = floor(a·b / 2^64)
+    lo += p_lo;                         // lo = (lo + p_lo) mod 2^64, carry = [lo < p_lo]
+    hi += p_hi + (lo < p_lo ? 1u : 0u); // hi·2^64 + lo = old sum + a·b, below 2^128
+}
+
+// Barrett reduction of x = hi·2^64 + lo, any x in [0, 2^128), with ratio = floor(2^128 / q)
+// given as two words (ratio_hi, ratio_lo); q in [2, 2^63); out = x mod q in [0, q).
+// The quotient estimate floor(x·ratio / 2^128) (only its value mod 2^64 is needed) is at
+// most one below floor(x / q), so x - est·q lies in [0, 2q).
+FHE_HD uint64_t barrett_reduce_128(uint64_t hi, uint64_t lo, uint64_t q, uint64_t ratio_hi,
+                                   uint64_t ratio_lo) {
+    uint64_t c0 = mul_hi64(lo, ratio_lo);          // word 1 of lo·ratio_lo, in [0, 2^64)
+    uint64_t a_lo = lo * ratio_hi;                 // word 1 of lo·ratio_hi
+    uint64_t a_hi = mul_hi64(lo, ratio_hi);        // word 2 of lo·ratio_hi
+    uint64_t t1 = a_lo + c0;                       // word 1 partial sum, carry = [t1 < a_lo]
+    uint64_t t3 = a_hi + (t1 < a_lo ? 1u : 0u);    // word 2 partial, below 2^64
+    uint64_t b_lo = hi * ratio_lo;                 // word 1 of hi·ratio_lo
+    uint64_t b_hi = mul_hi64(hi, ratio_lo);        // word 2 of hi·ratio_lo
+    uint64_t t1b = t1 + b_lo;                      // word 1 complete, carry = [t1b < t1]
+    uint64_t est = hi * ratio_hi + t3 + b_hi + (t1b < t1 ? 1u : 0u);  // quotient mod 2^64
+    uint64_t r = lo - est * q;                     // r = x - est·q (exact mod 2^64), in [0, 2q)
+    return r >= q ? r - q : r;                     // out in [0, q)
 }

@@ -218,10 +218,27 @@ def test_crt_compose_small_values_large_modulus():
     primes = ref.generate_primes(1024, 60, 30)
     rng = random.Random(5)
     values = [rng.randrange(-(2**e), 2**e) for e in (1, 20, 53, 64, 100, 200, 500) for _ in range(4)]
+    values += [s * (2**127 + d) for s in (1, -1) for d in (-1, 0, 1, 2**127)]  # 128-bit boundary
     res = residues_of(values, primes)
     got = _core.crt_compose(res, primes, 2.0**50)[0]
     np.testing.assert_allclose(got, [v / 2.0**50 for v in values], rtol=1e-14, atol=0)
     assert_crt_matches(res, primes, 2.0**50)
+
+
+def test_crt_compose_threaded_matches_blocks():
+    """Large inputs are split over threads; each slice alone runs single-threaded."""
+    primes = ref.generate_primes(1 << 14, 50, 16)
+    rng = np.random.default_rng(11)
+    x = rng.integers(-(2**62), 2**62, size=(2, 1 << 14), dtype=np.int64)
+    res = np.stack([(x % np.int64(q)).astype(np.uint64) for q in primes], axis=1)
+    res[1, :, :100] = np.stack([rng.integers(0, q, size=100, dtype=np.uint64) for q in primes])
+    got = _core.crt_compose(res, primes, 2.0**30)
+    np.testing.assert_allclose(got[0], x[0].astype(np.float64) / 2.0**30, rtol=1e-15, atol=0)
+    for r in range(2):
+        for start in range(0, 1 << 14, 4096):
+            piece = np.ascontiguousarray(res[r:r + 1, :, start:start + 4096])
+            assert np.array_equal(got[r:r + 1, start:start + 4096], _core.crt_compose(piece, primes, 2.0**30))
+    assert_crt_matches(np.ascontiguousarray(res[1:, :, 90:110]), primes, 2.0**30)
 
 
 def test_crt_compose_noncontiguous_and_empty():

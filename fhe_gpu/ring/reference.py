@@ -15,7 +15,10 @@ Conventions
   ``log2(n)`` bits. Ciphertexts and keys live in this (evaluation) form.
 * Fast base conversion (``conv``) from basis ``S`` to modulus ``t`` is
   ``sum_i [x_i * (S/s_i)^-1]_{s_i} * (S/s_i) mod t``: it returns ``x + u*S`` for a small
-  ``u in [0, len(S))`` and is the approximate conversion of hybrid key switching.
+  ``u in [0, len(S))`` and is the approximate conversion of ModUp (the ``u*S`` term
+  vanishes against the key-switching gadget). ModDown and rescale use the exact, centered
+  conversion (:func:`exact_convert`): a biased ``u`` there would multiply the secret and
+  cost precision.
 
 Arrays in and out are NumPy arrays of dtype ``uint64`` (inputs may also be ``object``);
 internally everything is converted to Python ints.
@@ -321,11 +324,50 @@ def key_switch_inner(ext, key, primes, key_primes, out=None):
     return _out(acc % _q(primes), out)
 
 
+def rounded_quotient(x, src) -> np.ndarray:
+    """v = round(sum_k x_k / s_k) in fixed point with 2^-64 resolution (integers only).
+
+    With R_k = floor(2^128 / s_k) = hi_k * 2^64 + lo_k, each term is
+    t_k = x_k * hi_k + floor(x_k * lo_k / 2^64) ~ 2^64 * x_k / s_k (error < 2 units; x_k *
+    hi_k < 2^64 since x_k < s_k), and v = (sum_k t_k + 2^63) >> 64. Every backend computes
+    the same bits; v differs from the exact rounding only within ~2^-62 of a tie, where
+    either value gives a valid representative. ``x`` is (..., len(src), n).
+    """
+    x = _ints(x)
+    acc = 0
+    for k, s in enumerate(src):
+        r = (1 << 128) // int(s)
+        acc = acc + x[..., k, :] * (r >> 64) + ((x[..., k, :] * (r & ((1 << 64) - 1))) >> 64)
+    return (acc + (1 << 63)) >> 64
+
+
+def exact_convert(y, src, dst):
+    """Centered exact base conversion: [y]_S in (-S/2, S/2] reduced mod every d_t.
+
+    conv_t = sum_k x_k * (S/s_k mod d_t) - v * (S mod d_t), x and v as in
+    :func:`rounded_quotient` (v may differ from the exact rounding only within 2^-60 of a
+    tie, which still gives a valid representative).
+    """
+    src, dst = [int(s) for s in src], [int(t) for t in dst]
+    big = 1
+    for s in src:
+        big *= s
+    y = _ints(y)
+    x = np.stack([(y[..., k, :] * pow((big // s) % s, -1, s)) % s for k, s in enumerate(src)],
+                 axis=-2)
+    v = rounded_quotient(x, src)
+    acc = 0
+    for k, s in enumerate(src):
+        acc = acc + x[..., k, None, :] * np.array([(big // s) % t for t in dst], dtype=object)[:, None]
+    acc = acc - v[..., None, :] * np.array([big % t for t in dst], dtype=object)[:, None]
+    return acc % _q(dst)
+
+
 def mod_down(a, q_primes, p_primes, out=None):
     """round(a / P) for evaluation-form a over Q u P, returned over Q (evaluation form).
 
-    With h = floor(P/2) added to every coefficient: y = intt(a_P) + h (mod p),
-    c_i = conv(y -> q_i) - h (mod q_i), out_i = (a_i - ntt(c)_i) * P^-1 mod q_i.
+    y = intt(a_P), c_i = exact_convert(y -> q_i) (the centered [a]_P), then
+    out_i = (a_i - ntt(c)_i) * P^-1 mod q_i: a - [a]_P is the multiple of P nearest a.
     """
     q_primes, p_primes = [int(x) for x in q_primes], [int(x) for x in p_primes]
     a = _check(a, q_primes + p_primes)
@@ -333,11 +375,8 @@ def mod_down(a, q_primes, p_primes, out=None):
     big_p = 1
     for p in p_primes:
         big_p *= p
-    h = big_p // 2
-    y = (intt(a[..., nq:, :], p_primes).astype(object) + _q([h % p for p in p_primes])) \
-        % _q(p_primes)
-    conv = (base_convert(y, p_primes, q_primes) - _q([h % q for q in q_primes])) % _q(q_primes)
-    conv = ntt(conv, q_primes).astype(object)
+    y = intt(a[..., nq:, :], p_primes).astype(object)
+    conv = ntt(exact_convert(y, p_primes, q_primes), q_primes).astype(object)
     p_inv = _q([pow(big_p % q, -1, q) for q in q_primes])
     res = (_ints(a[..., :nq, :]) - conv) * p_inv
     return _out(res % _q(q_primes), out)

@@ -87,7 +87,9 @@ class BaseConv:
 
     ``hat_inv[i] = (S/s_i)^-1 mod s_i`` (with Shoup), ``hat_mod[t, i] = (S/s_i) mod d_t``,
     ``half_src = floor(S/2) mod s_i``, ``half_dst = floor(S/2) mod d_t``,
-    ``src_inv_dst[t] = S^-1 mod d_t`` (with Shoup; only when gcd(S, d_t) = 1).
+    ``src_inv_dst[t] = S^-1 mod d_t`` (with Shoup; only when gcd(S, d_t) = 1),
+    ``src_mod_dst[t] = S mod d_t`` and ``recip_hi[i], recip_lo[i]``, the two words of
+    floor(2^128 / s_i), for the exact centered conversion of reference.exact_convert.
     """
 
     def __init__(self, src: Basis, dst: Basis):
@@ -99,6 +101,10 @@ class BaseConv:
         self.half_dst = np.array([half % p for p in dst.primes], dtype=np.uint64)
         inv = [pow(src.product % p, -1, p) if src.product % p else 0 for p in dst.primes]
         self.src_inv_dst = np.array(inv, dtype=np.uint64)
+        self.src_mod_dst = np.array([src.product % p for p in dst.primes], dtype=np.uint64)
+        recip = [(1 << 128) // p for p in src.primes]
+        self.recip_hi = np.array([r >> 64 for r in recip], dtype=np.uint64)
+        self.recip_lo = np.array([r & ((1 << 64) - 1) for r in recip], dtype=np.uint64)
         self.src_inv_dst_shoup = np.array(
             [_core.shoup(v, p) for v, p in zip(inv, dst.primes)], dtype=np.uint64)
 
