@@ -12,6 +12,7 @@ from .errors import (BackendUnavailableError, ContextMismatchError, FHEError, Ke
                      SerializationError)
 from .rlwe import (Ciphertext, Decryptor, Encryptor, EvaluationKeys, KeyGenerator, Plaintext,
                    PublicKey, SecretKey)
+from . import serialize  # noqa: F401  (registers the wire format: to_bytes/from_bytes)
 
 __version__ = "0.1.0"
 

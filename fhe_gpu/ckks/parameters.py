@@ -7,6 +7,7 @@ import struct
 
 from ..errors import ParameterError
 from ..ring.numbers import generate_primes
+from ..rlwe import wire_hook
 from ..rlwe.security import check_security, log2_product
 
 _PRESETS = {
@@ -96,6 +97,17 @@ class Parameters:
         for q in self.q_primes + (0,) + self.p_primes:
             h.update(struct.pack("<Q", q))
         return h.digest()
+
+    # ------------------------------------------------------------------ wire format
+    def to_bytes(self) -> bytes:
+        """The wire encoding of these parameters (format: see fhe_gpu.serialize)."""
+        return wire_hook.codec().dump_parameters(self)
+
+    @classmethod
+    def from_bytes(cls, data, max_bytes=None) -> "Parameters":
+        """Parameters rebuilt from ``data``; the regenerated fingerprint must match the one
+        written. Raises SerializationError or ContextMismatchError."""
+        return wire_hook.codec().load_parameters(cls, data, max_bytes)
 
     # ------------------------------------------------------------------ presets
     @staticmethod

@@ -6,7 +6,8 @@ Every value is a ``uint64``; moduli are primes q < 2^61, so 4q < 2^64 and the la
 multiply and split, which compiles to one ``mul`` instruction.
 
 Numba promotes ``uint64 op int64`` to float64, so every constant used with uint64
-values below is a ``np.uint64``.
+values below is a ``np.uint64``. Numba's on-disk cache checks only the timestamp of the
+file defining a cached kernel: after editing this file, touch ``_numba_kernels.py``.
 
 Constants per modulus q (computed on the host, see :func:`barrett_ratio`, :func:`shoup`):
 * Shoup: ``w' = floor(w * 2^64 / q)`` for a constant multiplier ``w < q``.
@@ -21,6 +22,8 @@ from numba.extending import intrinsic
 
 ZERO = np.uint64(0)
 ONE = np.uint64(1)
+TWO = np.uint64(2)
+HALF = np.uint64(1 << 63)
 
 
 @intrinsic
@@ -54,38 +57,38 @@ def mul_wide(typingctx, a, b):
     return sig, codegen
 
 
-@njit(inline="always")
+@njit(error_model="numpy")
 def reduce_2q(x, q):
     """x mod q for x in [0, 2q): the smaller of x and x - q (wraps when x < q)."""
     return min(x, x - q)  # r in [0, q)
 
 
-@njit(inline="always")
+@njit(error_model="numpy")
 def shoup_mul(a, w, w_shoup, q):
     """a*w mod q up to one q, for any a < 2^64 and w < q with its Shoup quotient."""
     qhat = mul_hi64(a, w_shoup)  # qhat in {floor(a*w/q) - 1, floor(a*w/q)}
     return a * w - qhat * q  # r = a*w mod q; a in [0, 2^64), r in [0, 2q)
 
 
-@njit(inline="always")
+@njit(error_model="numpy")
 def shoup_mul_reduced(a, w, w_shoup, q):
     """a*w mod q for any a < 2^64 and w < q with its Shoup quotient."""
     return reduce_2q(shoup_mul(a, w, w_shoup, q), q)  # r in [0, q)
 
 
-@njit(inline="always")
+@njit(error_model="numpy")
 def add_mod(a, b, q):
     """(a + b) mod q for a, b in [0, q)."""
     return reduce_2q(a + b, q)  # a + b in [0, 2q), r in [0, q)
 
 
-@njit(inline="always")
+@njit(error_model="numpy")
 def sub_mod(a, b, q):
     """(a - b) mod q for a, b in [0, q)."""
     return reduce_2q(a + (q - b), q)  # a + q - b in (0, 2q), r in [0, q)
 
 
-@njit(inline="always")
+@njit(error_model="numpy")
 def barrett_reduce_128(hi, lo, q, ratio_hi, ratio_lo):
     """(hi*2^64 + lo) mod q for any 128-bit value; ratio = floor(2^128 / q).
 
@@ -103,14 +106,14 @@ def barrett_reduce_128(hi, lo, q, ratio_hi, ratio_lo):
     return reduce_2q(r, q)  # r in [0, q)
 
 
-@njit(inline="always")
+@njit(error_model="numpy")
 def mul_mod(a, b, q, ratio_hi, ratio_lo):
     """a*b mod q for a, b < 2^64 (Barrett on the 128-bit product)."""
     hi, lo = mul_wide(a, b)  # a*b < 2^128
     return barrett_reduce_128(hi, lo, q, ratio_hi, ratio_lo)  # r in [0, q)
 
 
-@njit(inline="always")
+@njit(error_model="numpy")
 def mul_add_mod(a, b, c, q, ratio_hi, ratio_lo):
     """(a*b + c) mod q for a, b, c in [0, q)."""
     hi, lo = mul_wide(a, b)  # a*b < q^2 < 2^122
@@ -119,7 +122,7 @@ def mul_add_mod(a, b, c, q, ratio_hi, ratio_lo):
     return barrett_reduce_128(hi, lo2, q, ratio_hi, ratio_lo)  # r in [0, q)
 
 
-@njit(inline="always")
+@njit(error_model="numpy")
 def shoup_quotient(w, q, ratio_hi, ratio_lo):
     """floor(w * 2^64 / q) for w < q (the Shoup constant), by Barrett division."""
     c0 = mul_hi64(w, ratio_lo)  # x = w*2^64: words (hi=w, lo=0); est = w*ratio >> 64

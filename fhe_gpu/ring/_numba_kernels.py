@@ -1,47 +1,55 @@
 """Numba kernels of the CPU backend: one parallel kernel per verb.
 
 Every kernel runs ``prange`` over the flattened rows (batch x limbs) of C-contiguous
-``uint64`` arrays; the per-row work (one limb of n coefficients) is a plain loop.
+``uint64`` arrays and calls one serial row function per row (one limb of n coefficients,
+or a block of coefficients): small parallel bodies keep the JIT compile time down.
+Loop indices are uint64 so that Numba emits no negative-index wraparound.
 Tables are the stacked per-prime arrays of a :class:`~fhe_gpu.ring.tables.PrimeSet`
 (indexed through the basis index vector) or small per-limb constant vectors prepared by
 ``cpu.py``. Shapes are documented per kernel; R is the flattened batch size.
 """
 from __future__ import annotations
 
+import numpy as np
 from numba import njit, prange
 
-from ._numba_arith import (ONE, ZERO, add_mod, barrett_reduce_128, mul_add_mod, mul_mod,
-                           shoup_mul_reduced, shoup_mul, mul_wide, reduce_2q, shoup_quotient,
-                           sub_mod)
+from ._numba_arith import (HALF, ONE, TWO, ZERO, add_mod, barrett_reduce_128, mul_add_mod,
+                           mul_hi64, mul_mod, mul_wide, reduce_2q, shoup_mul, shoup_mul_reduced,
+                           shoup_quotient, sub_mod)
 
 # ----------------------------------------------------------------------------- rows
 
+OP_ADD, OP_SUB, OP_MUL, OP_NEG, OP_MUL_ADD = 0, 1, 2, 3, 4
 
-@njit
+
+@njit(error_model="numpy")
 def ntt_row(src, dst, psi, psi_s, q, lazy):
     """Forward negacyclic NTT (Cooley-Tukey, Harvey butterflies) of src into dst.
 
-    src in [0, q) (may be dst itself); dst in [0, 4q) if lazy else [0, q).
+    src in [0, q) (may be dst itself); dst in [0, 4q) if lazy else [0, q); n >= 2.
     """
-    n = dst.shape[0]
+    n = np.uint64(dst.shape[0])
     two_q = q + q
-    cur = src
-    t = n
-    m = 1
+    t = n >> ONE
+    w, ws = psi[1], psi_s[1]
+    for j in range(t):
+        u = src[j]  # u in [0, q)
+        v = shoup_mul(src[j + t], w, ws, q)  # v = a*w mod q in [0, 2q)
+        dst[j] = u + v  # [0, 3q)
+        dst[j + t] = u - v + two_q  # (0, 3q)
+    m = TWO
     while m < n:
-        t >>= 1
+        t >>= ONE
         for i in range(m):
-            w = psi[m + i]
-            ws = psi_s[m + i]
-            j1 = 2 * i * t
+            w, ws = psi[m + i], psi_s[m + i]
+            j1 = (i + i) * t
             for j in range(j1, j1 + t):
-                u = cur[j]
+                u = dst[j]
                 u = min(u, u - two_q)  # u in [0, 4q) -> [0, 2q)
-                v = shoup_mul(cur[j + t], w, ws, q)  # v = a*w mod q in [0, 2q)
+                v = shoup_mul(dst[j + t], w, ws, q)  # v = a*w mod q; a in [0, 4q), v in [0, 2q)
                 dst[j] = u + v  # [0, 4q)
                 dst[j + t] = u - v + two_q  # (0, 4q)
-        cur = dst
-        m <<= 1
+        m += m
     if not lazy:
         for j in range(n):
             x = dst[j]
@@ -49,33 +57,10 @@ def ntt_row(src, dst, psi, psi_s, q, lazy):
             dst[j] = min(x, x - q)  # [0, 2q) -> [0, q)
 
 
-@njit
-def intt_row(src, dst, ipsi, ipsi_s, q, c0, c0s, c1, c1s, addc):
-    """Inverse NTT (Gentleman-Sande, Harvey) of src into dst, times a constant, plus addc.
-
-    dst = intt(src) * e + addc (mod q) with c0 = n^-1 * e, c1 = ipsi[1] * n^-1 * e (mod q)
-    folded into the last stage. src in [0, q) (may be dst itself); dst in [0, q).
-    """
-    n = dst.shape[0]
+@njit(error_model="numpy")
+def intt_last(cur, dst, t, q, c0, c0s, c1, c1s, addc):
+    """Last Gentleman-Sande stage (t = n/2) with the final constants folded in."""
     two_q = q + q
-    cur = src
-    t = 1
-    m = n
-    while m > 2:
-        h = m >> 1
-        for i in range(h):
-            w = ipsi[h + i]
-            ws = ipsi_s[h + i]
-            j1 = 2 * i * t
-            for j in range(j1, j1 + t):
-                u = cur[j]
-                v = cur[j + t]
-                s = u + v  # u, v in [0, 2q): s in [0, 4q)
-                dst[j] = min(s, s - two_q)  # [0, 2q)
-                dst[j + t] = shoup_mul(u - v + two_q, w, ws, q)  # (u-v)*w in [0, 2q)
-        cur = dst
-        t <<= 1
-        m = h
     for j in range(t):
         u = cur[j]
         v = cur[j + t]
@@ -85,28 +70,170 @@ def intt_row(src, dst, ipsi, ipsi_s, q, c0, c0s, c1, c1s, addc):
         dst[j + t] = add_mod(x1, addc, q)  # [0, q)
 
 
-@njit
-def conv_row(y, s0, s1, h, q, ratio_hi, ratio_lo, sub_c, dst):
-    """dst[k] = sum_{i in [s0, s1)} y[i, k] * h[i - s0] - sub_c (mod q), 128-bit sums.
+@njit(error_model="numpy")
+def intt_row(src, dst, ipsi, ipsi_s, q, c0, c0s, c1, c1s, addc):
+    """Inverse NTT (Gentleman-Sande, Harvey) of src into dst, times a constant, plus addc.
 
-    y: (limbs, n) with y[i] < 2^61, h < 2^61: each product < 2^122, at most 64 terms.
+    dst = intt(src) * e + addc (mod q) with c0 = n^-1 * e, c1 = ipsi[1] * n^-1 * e (mod q)
+    folded into the last stage. src in [0, q) (may be dst itself); dst in [0, q); n >= 2.
     """
-    n = dst.shape[0]
-    for k in range(n):
-        hi = ZERO
-        lo = ZERO
-        for i in range(s0, s1):
-            p_hi, p_lo = mul_wide(y[i, k], h[i - s0])  # product < 2^122
-            lo += p_lo  # 128-bit sum < 2^128, carry below
-            hi += p_hi + (ONE if lo < p_lo else ZERO)
-        r = barrett_reduce_128(hi, lo, q, ratio_hi, ratio_lo)  # r in [0, q)
-        dst[k] = sub_mod(r, sub_c, q)  # r - sub_c in [0, q)
+    n = np.uint64(dst.shape[0])
+    if n == TWO:
+        intt_last(src, dst, ONE, q, c0, c0s, c1, c1s, addc)
+        return
+    two_q = q + q
+    h = n >> ONE
+    for i in range(h):
+        j = i + i
+        u = src[j]
+        v = src[j + ONE]
+        s = u + v  # u, v in [0, q): s in [0, 2q)
+        dst[j] = min(s, s - two_q)  # [0, 2q)
+        dst[j + ONE] = shoup_mul(u - v + two_q, ipsi[h + i], ipsi_s[h + i], q)  # [0, 2q)
+    t = TWO
+    m = h
+    while m > TWO:
+        h = m >> ONE
+        for i in range(h):
+            w, ws = ipsi[h + i], ipsi_s[h + i]
+            j1 = (i + i) * t
+            for j in range(j1, j1 + t):
+                u = dst[j]
+                v = dst[j + t]
+                s = u + v  # u, v in [0, 2q): s in [0, 4q)
+                dst[j] = min(s, s - two_q)  # [0, 2q)
+                dst[j + t] = shoup_mul(u - v + two_q, w, ws, q)  # (u-v)*w; (0, 4q) -> [0, 2q)
+        t += t
+        m = h
+    intt_last(dst, dst, t, q, c0, c0s, c1, c1s, addc)
 
 
-# ----------------------------------------------------------------------------- transforms
+@njit(error_model="numpy")
+def conv_block(y, s0, s1, h, q, ratio_hi, ratio_lo, dst, k0, k1):
+    """dst[k] = sum_{i < s1-s0} y[s0+i, k] * h[i] (mod q) for k in [k0, k1).
+
+    128-bit sums: y < 2^61 and h < 2^61 give products < 2^122, so up to 64 terms fit.
+    Two coefficients per iteration (k1 - k0 even) for two independent carry chains.
+    """
+    for k in range(k0, k1, TWO):
+        hi0, lo0, hi1, lo1 = ZERO, ZERO, ZERO, ZERO
+        for i in range(s1 - s0):
+            w = h[i]
+            p_hi, p_lo = mul_wide(y[s0 + i, k], w)  # product < 2^122
+            lo0 += p_lo  # 128-bit sum < 2^128, carry below
+            hi0 += p_hi + (ONE if lo0 < p_lo else ZERO)
+            p_hi, p_lo = mul_wide(y[s0 + i, k + ONE], w)  # product < 2^122
+            lo1 += p_lo  # 128-bit sum < 2^128, carry below
+            hi1 += p_hi + (ONE if lo1 < p_lo else ZERO)
+        dst[k] = barrett_reduce_128(hi0, lo0, q, ratio_hi, ratio_lo)  # [0, q)
+        dst[k + ONE] = barrett_reduce_128(hi1, lo1, q, ratio_hi, ratio_lo)  # [0, q)
 
 
-@njit(cache=True, parallel=True)
+@njit(error_model="numpy")
+def conv_targets(y, s0, s1, skip_own, hmod, dst_idx, qs, ratio_hi, ratio_lo, out, k0, k1):
+    """conv_block of one digit [s0, s1) of y into every row t of out (skipping the digit's
+    own rows when skip_own); hmod: (M, alpha), modulus of row t: qs[dst_idx[t]]."""
+    for t in range(np.uint64(out.shape[0])):
+        if not (skip_own and s0 <= t < s1):
+            u = dst_idx[t]
+            conv_block(y, s0, s1, hmod[t], qs[u], ratio_hi[u], ratio_lo[u], out[t], k0, k1)
+
+
+@njit(error_model="numpy")
+def rounded_quotient_block(x, nk, recip_hi, recip_lo, k0, k1):
+    """x[nk, k] = round(sum_{i < nk} x[i, k] / s_i) (reference.rounded_quotient), k in [k0, k1).
+
+    Term i is x_i * hi_i + floor(x_i * lo_i / 2^64) < 2^64 with floor(2^128 / s_i) =
+    hi_i * 2^64 + lo_i; the 128-bit sum plus 2^63, shifted right by 64.
+    """
+    for k in range(k0, k1):
+        hi, lo = ZERO, HALF  # 128-bit accumulator, starts at 2^63 (rounding)
+        for i in range(nk):
+            xi = x[i, k]
+            t = xi * recip_hi[i] + mul_hi64(xi, recip_lo[i])  # t ~ 2^64 x_i / s_i < 2^64
+            lo += t  # 128-bit sum, carry below
+            hi += ONE if lo < t else ZERO
+        x[nk, k] = hi  # v = (sum + 2^63) >> 64 in [0, nk]
+
+
+@njit(error_model="numpy")
+def pointwise_row(op, x, y, v, z, q, ratio_hi, ratio_lo):
+    """z = x (op) y mod q, or x*y + v for OP_MUL_ADD; OP_NEG ignores y, only OP_MUL_ADD reads v."""
+    n = np.uint64(z.shape[0])
+    if op == OP_ADD:
+        for k in range(n):
+            z[k] = add_mod(x[k], y[k], q)  # [0, q)
+    elif op == OP_SUB:
+        for k in range(n):
+            z[k] = sub_mod(x[k], y[k], q)  # [0, q)
+    elif op == OP_MUL:
+        for k in range(n):
+            z[k] = mul_mod(x[k], y[k], q, ratio_hi, ratio_lo)  # [0, q)
+    elif op == OP_MUL_ADD:
+        for k in range(n):
+            z[k] = mul_add_mod(x[k], y[k], v[k], q, ratio_hi, ratio_lo)  # [0, q)
+    else:
+        for k in range(n):
+            z[k] = reduce_2q(q - x[k], q)  # q - x in (0, q] -> [0, q)
+
+
+@njit(error_model="numpy")
+def scalar_row(x, z, s, q, ratio_hi, ratio_lo):
+    """z = x * s mod q by Shoup (s reduced mod q first)."""
+    w = s % q  # w in [0, q)
+    ws = shoup_quotient(w, q, ratio_hi, ratio_lo)
+    for k in range(np.uint64(z.shape[0])):
+        z[k] = shoup_mul_reduced(x[k], w, ws, q)  # [0, q)
+
+
+@njit(error_model="numpy")
+def gather_row(x, z, perm):
+    """z[j] = x[perm[j]]."""
+    for j in range(np.uint64(z.shape[0])):
+        z[j] = x[np.uint64(perm[j])]
+
+
+@njit(error_model="numpy")
+def key_switch_row(ext, key, i, ki, q, ratio_hi, ratio_lo, z0, z1):
+    """z_c = sum_j ext[j, i] * key[j, c, ki] mod q for c = 0, 1 (128-bit sums, j < 64).
+
+    Both components share each load of ext.
+    """
+    for k in range(np.uint64(z0.shape[0])):
+        hi0, lo0, hi1, lo1 = ZERO, ZERO, ZERO, ZERO
+        for j in range(np.uint64(ext.shape[0])):
+            x = ext[j, i, k]
+            p_hi, p_lo = mul_wide(x, key[j, 0, ki, k])  # product < 2^122
+            lo0 += p_lo  # 128-bit sum < 2^128, carry below
+            hi0 += p_hi + (ONE if lo0 < p_lo else ZERO)
+            p_hi, p_lo = mul_wide(x, key[j, 1, ki, k])  # product < 2^122
+            lo1 += p_lo  # 128-bit sum < 2^128, carry below
+            hi1 += p_hi + (ONE if lo1 < p_lo else ZERO)
+        z0[k] = barrett_reduce_128(hi0, lo0, q, ratio_hi, ratio_lo)  # [0, q)
+        z1[k] = barrett_reduce_128(hi1, lo1, q, ratio_hi, ratio_lo)  # [0, q)
+
+
+@njit(error_model="numpy")
+def copy_row(x, z):
+    """z = x."""
+    for k in range(np.uint64(z.shape[0])):
+        z[k] = x[k]
+
+
+@njit(error_model="numpy")
+def mod_down_row(x, dst, w, ws, q):
+    """dst = (x - dst) * w mod q; x in [0, q), dst in [0, 4q) (a lazy NTT output)."""
+    four_q = q + q + q + q
+    for k in range(np.uint64(dst.shape[0])):
+        dst[k] = shoup_mul_reduced(x[k] + four_q - dst[k], w, ws, q)  # (0, 5q) -> [0, q)
+
+
+# ----------------------------------------------------------------------------- kernels
+
+KERNEL = njit(cache=True, parallel=True, error_model="numpy")
+
+
+@KERNEL
 def ntt_kernel(a, out, idx, psi, psi_s, qs):
     """out[r, l] = ntt(a[r, l]) over prime idx[l]; a, out: (R, L, n), a may be out."""
     rows, nl = out.shape[0], out.shape[1]
@@ -116,13 +243,13 @@ def ntt_kernel(a, out, idx, psi, psi_s, qs):
         ntt_row(a[r, l], out[r, l], psi[u], psi_s[u], qs[u], False)
 
 
-@njit(cache=True, parallel=True)
+@KERNEL
 def intt_kernel(a, off, out, idx, ipsi, ipsi_s, qs, c0, c0s, c1, c1s, addc):
     """out[r, l] = intt(a[r, off + l]) * e_l + addc_l over prime idx[l] (see intt_row).
 
-    a: (R, off + L + ..., n); out: (R, L, n); per-limb constants of length L.
+    a: (R, off + L + ..., n); out: (R, L + ..., n); idx and the constants have length L.
     """
-    rows, nl = out.shape[0], out.shape[1]
+    rows, nl = out.shape[0], idx.shape[0]
     for row in prange(rows * nl):
         r, l = row // nl, row % nl
         u = idx[l]
@@ -130,148 +257,109 @@ def intt_kernel(a, off, out, idx, ipsi, ipsi_s, qs, c0, c0s, c1, c1s, addc):
                  c0[l], c0s[l], c1[l], c1s[l], addc[l])
 
 
-# ----------------------------------------------------------------------------- pointwise
-
-OP_ADD, OP_SUB, OP_MUL, OP_NEG = 0, 1, 2, 3
-
-
-@njit(cache=True, parallel=True)
-def binary_kernel(op, a, b, out, qs, ratio_hi, ratio_lo):
-    """out = a (op) b mod q_l; a, b: (A0, A1, L, n) with A_k in {1, O_k}; out: (O0, O1, L, n).
-
-    op: OP_ADD, OP_SUB, OP_MUL or OP_NEG (b ignored). out may be a or b (same shape).
-    """
-    o0, o1, nl, n = out.shape
+@KERNEL
+def pointwise_kernel(op, a, b, c, out, qs, ratio_hi, ratio_lo):
+    """out = a (op) b [+ c] mod q_l (see pointwise_row); a, b, c: (A0, A1, L, n) with A_k in
+    {1, O_k} (broadcast); out: (O0, O1, L, n), may be an operand of the same shape (each
+    element is read before it is written)."""
+    o0, o1, nl = out.shape[0], out.shape[1], out.shape[2]
     for row in prange(o0 * o1 * nl):
         i0, i1, l = row // (o1 * nl), (row // nl) % o1, row % nl
-        x = a[i0 if a.shape[0] > 1 else 0, i1 if a.shape[1] > 1 else 0, l]
-        y = b[i0 if b.shape[0] > 1 else 0, i1 if b.shape[1] > 1 else 0, l]
-        z = out[i0, i1, l]
-        q = qs[l]
-        if op == OP_ADD:
-            for k in range(n):
-                z[k] = add_mod(x[k], y[k], q)  # [0, q)
-        elif op == OP_SUB:
-            for k in range(n):
-                z[k] = sub_mod(x[k], y[k], q)  # [0, q)
-        elif op == OP_MUL:
-            rh, rl = ratio_hi[l], ratio_lo[l]
-            for k in range(n):
-                z[k] = mul_mod(x[k], y[k], q, rh, rl)  # [0, q)
-        else:
-            for k in range(n):
-                z[k] = reduce_2q(q - x[k], q)  # q - x in (0, q] -> [0, q)
+        pointwise_row(op, a[min(i0, a.shape[0] - 1), min(i1, a.shape[1] - 1), l],
+                      b[min(i0, b.shape[0] - 1), min(i1, b.shape[1] - 1), l],
+                      c[min(i0, c.shape[0] - 1), min(i1, c.shape[1] - 1), l], out[i0, i1, l],
+                      qs[l], ratio_hi[l], ratio_lo[l])
 
 
-@njit(cache=True, parallel=True)
-def mul_add_kernel(a, b, c, out, qs, ratio_hi, ratio_lo):
-    """out = a*b + c mod q_l; operands (A0, A1, L, n) broadcast as in binary_kernel."""
-    o0, o1, nl, n = out.shape
-    for row in prange(o0 * o1 * nl):
-        i0, i1, l = row // (o1 * nl), (row // nl) % o1, row % nl
-        x = a[i0 if a.shape[0] > 1 else 0, i1 if a.shape[1] > 1 else 0, l]
-        y = b[i0 if b.shape[0] > 1 else 0, i1 if b.shape[1] > 1 else 0, l]
-        v = c[i0 if c.shape[0] > 1 else 0, i1 if c.shape[1] > 1 else 0, l]
-        z = out[i0, i1, l]
-        q, rh, rl = qs[l], ratio_hi[l], ratio_lo[l]
-        for k in range(n):
-            z[k] = mul_add_mod(x[k], y[k], v[k], q, rh, rl)  # [0, q)
-
-
-@njit(cache=True, parallel=True)
+@KERNEL
 def mul_scalar_kernel(a, out, scalars, qs, ratio_hi, ratio_lo):
     """out[r, l] = a[r, l] * s_l mod q_l (Shoup); a, out: (R, L, n); scalars: (L,)."""
-    rows, nl, n = out.shape
+    rows, nl = out.shape[0], out.shape[1]
     for row in prange(rows * nl):
         r, l = row // nl, row % nl
-        q = qs[l]
-        w = scalars[l] % q  # w in [0, q)
-        ws = shoup_quotient(w, q, ratio_hi[l], ratio_lo[l])
-        x = a[r, l]
-        z = out[r, l]
-        for k in range(n):
-            z[k] = shoup_mul_reduced(x[k], w, ws, q)  # [0, q)
+        scalar_row(a[r, l], out[r, l], scalars[l], qs[l], ratio_hi[l], ratio_lo[l])
 
 
-@njit(cache=True, parallel=True)
+@KERNEL
 def permute_kernel(a, out, perm):
     """out[r, j] = a[r, perm[j]]; a, out: (rows, n), distinct arrays."""
-    rows, n = out.shape
-    for r in prange(rows):
-        x = a[r]
-        z = out[r]
-        for j in range(n):
-            z[j] = x[perm[j]]
+    for r in prange(out.shape[0]):
+        gather_row(a[r], out[r], perm)
 
 
-# ----------------------------------------------------------------------------- basis change
+@KERNEL
+def base_conv_kernel(y, out, starts, stops, skip_own, hmod, dst_idx, qs, ratio_hi, ratio_lo,
+                     block):
+    """Fast base conversion of digits, blocked over coefficients so y stays in cache.
 
-
-@njit(cache=True, parallel=True)
-def mod_up_kernel(a, y, out, starts, stops, hmod, ext_idx, psi, psi_s, qs, ratio_hi, ratio_lo):
-    """Digits of a extended to the basis ext_idx (evaluation form).
-
-    a: (R, Lq, n) evaluation form; y: (R, Lq, n) with y_i = intt(a)_i * hat_inv_i (the
-    digit's own hat inverse); out: (R, D, M, n); digit j covers limbs [starts[j], stops[j]);
-    hmod: (D, M, alpha) hat values of digit j's primes mod prime ext_idx[t].
+    out[r, j, t] = sum_{i in digit j} y[r, i] * hmod[j, t, i - s_j] (mod q_t),
+    q_t = qs[dst_idx[t]], digit j = rows [starts[j], stops[j]) of y (R, Ly, n);
+    out: (R, D, M, n); hmod: (D, M, alpha); rows t inside digit j are left untouched
+    when skip_own. block: coefficients per work item (even, divides n).
     """
-    rows, nd, nm, n = out.shape
+    rows, nd, n = out.shape[0], out.shape[1], out.shape[3]
+    nb = n // block
+    for item in prange(rows * nd * nb):
+        r, j, b = item // (nd * nb), (item // nb) % nd, item % nb
+        k0 = np.uint64(b * block)
+        conv_targets(y[r], np.uint64(starts[j]), np.uint64(stops[j]), skip_own, hmod[j], dst_idx,
+                     qs, ratio_hi, ratio_lo, out[r, j], k0, k0 + np.uint64(block))
+
+
+@KERNEL
+def rounded_quotient_kernel(x, nk, recip_hi, recip_lo, block):
+    """x[r, nk] = round(sum_{i < nk} x[r, i] / s_i) (see rounded_quotient_block).
+
+    x: (R, nk + 1, n); block divides n.
+    """
+    rows, n = x.shape[0], x.shape[2]
+    nb = n // block
+    for item in prange(rows * nb):
+        r, b = item // nb, item % nb
+        k0 = np.uint64(b * block)
+        rounded_quotient_block(x[r], np.uint64(nk), recip_hi, recip_lo, k0, k0 + np.uint64(block))
+
+
+@KERNEL
+def mod_up_ntt_kernel(a, out, starts, stops, ext_idx, psi, psi_s, qs):
+    """Finish mod_up: digit j's own limbs copied from a, the converted limbs NTT'd.
+
+    a: (R, Lq, n) evaluation form; out: (R, D, M, n) holding base_conv_kernel's output.
+    """
+    rows, nd, nm = out.shape[0], out.shape[1], out.shape[2]
     for row in prange(rows * nd * nm):
         r, j, t = row // (nd * nm), (row // nm) % nd, row % nm
-        s0, s1 = starts[j], stops[j]
-        z = out[r, j, t]
-        if s0 <= t < s1:
-            x = a[r, t]
-            for k in range(n):
-                z[k] = x[k]
+        if starts[j] <= t < stops[j]:
+            copy_row(a[r, t], out[r, j, t])
         else:
             u = ext_idx[t]
-            conv_row(y[r], s0, s1, hmod[j, t], qs[u], ratio_hi[u], ratio_lo[u], ZERO, z)
-            ntt_row(z, z, psi[u], psi_s[u], qs[u], False)
+            ntt_row(out[r, j, t], out[r, j, t], psi[u], psi_s[u], qs[u], False)
 
 
-@njit(cache=True, parallel=True)
+@KERNEL
 def key_switch_kernel(ext, key, out, key_idx, q_idx, qs, ratio_hi, ratio_lo):
     """out[r, c, i] = sum_j ext[r, j, i] * key[j, c, key_idx[i]] mod q (128-bit sums).
 
     ext: (R, D, M, n); key: (D_key >= D, 2, M_key, n); out: (R, 2, M, n); D <= 64.
     """
-    rows, nd, nm, n = ext.shape
-    for row in prange(rows * 2 * nm):
-        r, c, i = row // (2 * nm), (row // nm) % 2, row % nm
-        ki = key_idx[i]
+    rows, nm = ext.shape[0], ext.shape[2]
+    for row in prange(rows * nm):
+        r, i = row // nm, row % nm
         u = q_idx[i]
-        q, rh, rl = qs[u], ratio_hi[u], ratio_lo[u]
-        z = out[r, c, i]
-        for k in range(n):
-            hi = ZERO
-            lo = ZERO
-            for j in range(nd):
-                p_hi, p_lo = mul_wide(ext[r, j, i, k], key[j, c, ki, k])  # < 2^122
-                lo += p_lo  # 128-bit sum < 2^128, carry below
-                hi += p_hi + (ONE if lo < p_lo else ZERO)
-            z[k] = barrett_reduce_128(hi, lo, q, rh, rl)  # [0, q)
+        key_switch_row(ext[r], key, i, key_idx[i], qs[u], ratio_hi[u], ratio_lo[u],
+                       out[r, 0, i], out[r, 1, i])
 
 
-@njit(cache=True, parallel=True)
-def mod_down_kernel(a, z, out, q_idx, hmod, half_q, p_inv, p_inv_s, psi, psi_s, qs,
-                    ratio_hi, ratio_lo):
-    """out_t = (a_t - ntt(conv(z -> q_t) - h_t)) * P^-1 mod q_t (evaluation form).
+@KERNEL
+def mod_down_kernel(a, out, q_idx, p_inv, p_inv_s, psi, psi_s, qs):
+    """Finish mod_down: out_t = (a_t - ntt(out_t)) * P^-1 mod q_t (evaluation form).
 
-    a: (R, Lq + K, n); z: (R, K, n) with z_i = (intt(a_P)_i + h) * hat_inv_i mod p_i;
-    out: (R, Lq, n), not overlapping a; hmod: (Lq, K); half_q, p_inv, p_inv_s: (Lq,).
+    a: (R, Lq + K, n); out: (R, Lq, n) holding the centered conversion of a_P (coefficient
+    form, from base_conv_kernel), not overlapping a; p_inv, p_inv_s: (Lq,).
     """
-    rows, nq, n = out.shape
-    nk = z.shape[1]
+    rows, nq = out.shape[0], out.shape[1]
     for row in prange(rows * nq):
         r, t = row // nq, row % nq
         u = q_idx[t]
-        q = qs[u]
-        dst = out[r, t]
-        conv_row(z[r], 0, nk, hmod[t], q, ratio_hi[u], ratio_lo[u], half_q[t], dst)
-        ntt_row(dst, dst, psi[u], psi_s[u], q, True)  # dst in [0, 4q)
-        x = a[r, t]
-        four_q = q + q + q + q
-        w, ws = p_inv[t], p_inv_s[t]
-        for k in range(n):
-            dst[k] = shoup_mul_reduced(x[k] + four_q - dst[k], w, ws, q)  # (0, 5q) -> [0, q)
+        ntt_row(out[r, t], out[r, t], psi[u], psi_s[u], qs[u], True)  # [0, 4q)
+        mod_down_row(a[r, t], out[r, t], p_inv[t], p_inv_s[t], qs[u])

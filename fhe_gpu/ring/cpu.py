@@ -19,6 +19,7 @@ from .backend import RingBackend
 
 _U64 = np.uint64
 _MAX_TERMS = 64  # products < 2^122 summed in 128 bits
+_CONV_BLOCK = 1024  # coefficients per base-conversion work item: alpha * 8 KiB in cache
 
 # ----------------------------------------------------------------------------- constants
 
@@ -44,7 +45,7 @@ def _intt_consts(basis: tables.Basis, extra, addc) -> tuple[np.ndarray, ...]:
     for l, (q, ui) in enumerate(zip(basis.primes, basis.idx)):
         e = int(u.n_inv[ui]) * int(extra[l]) % q
         c0.append(e)
-        c1.append(int(u.ipsi_rev[ui, 1 % u.n]) * e % q)
+        c1.append(int(u.ipsi_rev[ui, 1]) * e % q)
     arr = [np.array(v, dtype=_U64) for v in
            (c0, [shoup(c, q) for c, q in zip(c0, basis.primes)],
             c1, [shoup(c, q) for c, q in zip(c1, basis.primes)])]
@@ -95,18 +96,26 @@ def _mod_up_plan(q_basis: tables.Basis, p_basis: tables.Basis, alpha: int) -> di
 
 
 def _mod_down_plan(q_basis: tables.Basis, p_basis: tables.Basis) -> dict:
-    """Folded INTT constants of the P part and conversion constants of mod_down (cached)."""
+    """Constants of mod_down's exact centered conversion P -> Q (cached).
+
+    The P part's INTT folds in hat_inv; the rounded quotient v becomes one more source
+    row whose "hat" value is -P mod q_t, so the conversion is a single 128-bit sum.
+    """
     plans = _consts(q_basis).plans
     key = ("down", p_basis)
     if key in plans:
         return plans[key]
-    if len(p_basis) > _MAX_TERMS:
-        raise ValueError(f"mod_down over {len(p_basis)} P primes exceeds {_MAX_TERMS}")
+    nk, nq = len(p_basis), len(q_basis)
+    if nk + 1 > _MAX_TERMS:
+        raise ValueError(f"mod_down over {nk} P primes exceeds {_MAX_TERMS - 1}")
     bc = tables.base_conv(p_basis, q_basis)
-    addc = [int(h) * int(v) % p for h, v, p in zip(bc.half_src, bc.hat_inv, p_basis.primes)]
-    plan = {"intt": _intt_consts(p_basis, bc.hat_inv, addc),
-            "hmod": np.ascontiguousarray(bc.hat_mod, dtype=_U64),
-            "half_q": np.ascontiguousarray(bc.half_dst, dtype=_U64),
+    hmod = np.empty((1, nq, nk + 1), dtype=_U64)
+    hmod[0, :, :nk] = bc.hat_mod
+    hmod[0, :, nk] = [(q - int(m)) % q for q, m in zip(q_basis.primes, bc.src_mod_dst)]
+    plan = {"intt": _intt_consts(p_basis, bc.hat_inv, [0] * nk), "hmod": hmod,
+            "starts": np.zeros(1, dtype=np.int64), "stops": np.full(1, nk + 1, dtype=np.int64),
+            "recip_hi": np.ascontiguousarray(bc.recip_hi, dtype=_U64),
+            "recip_lo": np.ascontiguousarray(bc.recip_lo, dtype=_U64),
             "p_inv": np.ascontiguousarray(bc.src_inv_dst, dtype=_U64),
             "p_inv_s": np.ascontiguousarray(bc.src_inv_dst_shoup, dtype=_U64)}
     plans[key] = plan
@@ -129,6 +138,11 @@ def _key_index(basis: tables.Basis, key_basis: tables.Basis) -> np.ndarray:
 # ----------------------------------------------------------------------------- arrays
 
 
+def _block(n: int) -> int:
+    """Coefficients per work item of the blocked base conversion (even, divides n)."""
+    return min(n, _CONV_BLOCK)
+
+
 def _u64(a) -> np.ndarray:
     """a as a C-contiguous uint64 ndarray (no copy when it already is one)."""
     a = np.asarray(a)
@@ -138,6 +152,9 @@ def _u64(a) -> np.ndarray:
 
 
 def _check(a, basis: tables.Basis, name="a") -> np.ndarray:
+    """a as C-contiguous uint64 of shape (..., len(basis), basis.n), else ValueError."""
+    if basis.n < 2:
+        raise ValueError(f"ring degree n={basis.n} is not supported (n must be >= 2)")
     a = _u64(a)
     if a.ndim < 2 or a.shape[-2:] != (len(basis), basis.n):
         raise ValueError(f"{name} of shape {a.shape} does not match {basis} "
@@ -235,33 +252,29 @@ class CpuBackend(RingBackend):
         K.intt_kernel(a3, off, out3, basis.idx_arr, u.ipsi_rev, u.ipsi_rev_shoup, u.q, *consts)
 
     # pointwise --------------------------------------------------------------
-    def _binary(self, op, a, b, basis, out):
-        (a4, b4), shape, (o0, o1) = _broadcast4([a, b], basis)
-        res, copy_to = _target(out, shape, [a4, b4], alias_ok=[a4, b4])
+    def _pointwise(self, op, operands, basis, out):
+        views, shape, (o0, o1) = _broadcast4(operands, basis)
+        res, copy_to = _target(out, shape, views, alias_ok=views)
         k = _consts(basis)
-        K.binary_kernel(op, a4, b4, res.reshape((o0, o1) + shape[-2:]), basis.q,
-                        k.ratio_hi, k.ratio_lo)
+        a4, b4, c4 = (views * 3)[:3]
+        K.pointwise_kernel(op, a4, b4, c4, res.reshape((o0, o1) + shape[-2:]), basis.q,
+                           k.ratio_hi, k.ratio_lo)
         return _finish(res, copy_to)
 
     def add(self, a, b, basis, out=None):
-        return self._binary(K.OP_ADD, a, b, basis, out)
+        return self._pointwise(K.OP_ADD, [a, b], basis, out)
 
     def sub(self, a, b, basis, out=None):
-        return self._binary(K.OP_SUB, a, b, basis, out)
+        return self._pointwise(K.OP_SUB, [a, b], basis, out)
 
     def mul(self, a, b, basis, out=None):
-        return self._binary(K.OP_MUL, a, b, basis, out)
+        return self._pointwise(K.OP_MUL, [a, b], basis, out)
 
     def neg(self, a, basis, out=None):
-        return self._binary(K.OP_NEG, a, a, basis, out)
+        return self._pointwise(K.OP_NEG, [a], basis, out)
 
     def mul_add(self, a, b, c, basis, out=None):
-        (a4, b4, c4), shape, (o0, o1) = _broadcast4([a, b, c], basis)
-        res, copy_to = _target(out, shape, [a4, b4, c4], alias_ok=[a4, b4, c4])
-        k = _consts(basis)
-        K.mul_add_kernel(a4, b4, c4, res.reshape((o0, o1) + shape[-2:]), basis.q,
-                         k.ratio_hi, k.ratio_lo)
-        return _finish(res, copy_to)
+        return self._pointwise(K.OP_MUL_ADD, [a, b, c], basis, out)
 
     def mul_scalar(self, a, scalars, basis, out=None):
         a = _check(a, basis)
@@ -275,6 +288,8 @@ class CpuBackend(RingBackend):
 
     def automorphism(self, a, galois_elt, basis, out=None):
         a = _check(a, basis)
+        if int(galois_elt) % 2 == 0:
+            raise ValueError(f"galois element {galois_elt} is not odd (not a unit mod 2n)")
         perm = tables.galois_permutation(int(galois_elt) % (2 * basis.n), basis.n)
         res, copy_to = _target(out, a.shape, [a])
         K.permute_kernel(_flat(a, 1), _flat(res, 1), perm)
@@ -293,10 +308,13 @@ class CpuBackend(RingBackend):
         self._intt(a3, 0, y, q_basis, plan["intt"])
         shape = a.shape[:-2] + (len(plan["starts"]), len(ext), a.shape[-1])
         res, copy_to = _target(out, shape, [a])
+        res4 = _flat(res, 3)
         u = ext.universe
         rh, rl = _prime_consts(u)
-        K.mod_up_kernel(a3, y, _flat(res, 3), plan["starts"], plan["stops"], plan["hmod"],
-                        ext.idx_arr, u.psi_rev, u.psi_rev_shoup, u.q, rh, rl)
+        K.base_conv_kernel(y, res4, plan["starts"], plan["stops"], True, plan["hmod"],
+                           ext.idx_arr, u.q, rh, rl, _block(a.shape[-1]))
+        K.mod_up_ntt_kernel(a3, res4, plan["starts"], plan["stops"], ext.idx_arr, u.psi_rev,
+                            u.psi_rev_shoup, u.q)
         return _finish(res, copy_to)
 
     def key_switch_inner(self, ext, key, basis, key_basis, out=None):
@@ -319,14 +337,18 @@ class CpuBackend(RingBackend):
         a = _check(a, q_basis + p_basis)
         plan = _mod_down_plan(q_basis, p_basis)
         a3 = _flat(a, 2)
-        z = np.empty((a3.shape[0], len(p_basis), a3.shape[-1]), dtype=_U64)
-        self._intt(a3, len(q_basis), z, p_basis, plan["intt"])
+        nk, block = len(p_basis), _block(a.shape[-1])
+        x = np.empty((a3.shape[0], nk + 1, a3.shape[-1]), dtype=_U64)
+        self._intt(a3, len(q_basis), x, p_basis, plan["intt"])
+        K.rounded_quotient_kernel(x, nk, plan["recip_hi"], plan["recip_lo"], block)
         res, copy_to = _target(out, a.shape[:-2] + (len(q_basis), a.shape[-1]), [a])
+        res3 = _flat(res, 2)
         u = q_basis.universe
         rh, rl = _prime_consts(u)
-        K.mod_down_kernel(a3, z, _flat(res, 2), q_basis.idx_arr, plan["hmod"], plan["half_q"],
-                          plan["p_inv"], plan["p_inv_s"], u.psi_rev, u.psi_rev_shoup, u.q,
-                          rh, rl)
+        K.base_conv_kernel(x, res3.reshape((res3.shape[0], 1) + res3.shape[1:]), plan["starts"],
+                           plan["stops"], False, plan["hmod"], q_basis.idx_arr, u.q, rh, rl, block)
+        K.mod_down_kernel(a3, res3, q_basis.idx_arr, plan["p_inv"], plan["p_inv_s"], u.psi_rev,
+                          u.psi_rev_shoup, u.q)
         return _finish(res, copy_to)
 
     def rescale(self, a, basis, out=None):

@@ -126,7 +126,7 @@ def galois_permutation(galois_elt: int, n: int) -> list[int]:
 
 def _ints(a) -> np.ndarray:
     """An object array of Python ints (copy)."""
-    return np.array(a, dtype=object)
+    return np.array(a, dtype=object, order="C")
 
 
 def _out(x, out):

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import KeyMissingError, ParameterError
+from ..errors import KeyMissingError, ParameterError, SerializationError
+from . import wire_hook
 from .sampling import Sampler, to_rns, uniform_poly
 
 
-class SecretKey:
+class SecretKey(wire_hook.WireMethods):
     """The ternary secret s. Never handed to server-side objects."""
 
     def __init__(self, coeffs: np.ndarray, context):
@@ -29,16 +30,25 @@ class SecretKey:
             self._ntt = be.ntt(be.to_device(to_rns(self.coeffs, qp.primes)), qp)
         return self._ntt
 
+    def to_bytes(self, secret: bool = False) -> bytes:
+        """The wire encoding of the secret key; refuses unless ``secret=True`` is passed."""
+        if secret is not True:
+            raise SerializationError("refusing to serialize a SecretKey: call "
+                                     "sk.to_bytes(secret=True) to confirm the secret may leave")
+        return super().to_bytes()
+
     def __repr__(self):
         return f"SecretKey(n={self.context.n})"
 
 
-class PublicKey:
-    """(b, a) = (-a*s + e, a) over the full Q u P basis, shape (2, limbs, n)."""
+class PublicKey(wire_hook.WireMethods):
+    """(b, a) = (-a*s + e, a) over the full Q u P basis, shape (2, limbs, n); ``seed``
+    (when set) expands a."""
 
-    def __init__(self, data, context):
+    def __init__(self, data, context, seed: bytes | None = None):
         self.data = data
         self.context = context
+        self.seed = seed
         self.fingerprint = context.fingerprint
 
 
@@ -52,7 +62,7 @@ class SwitchingKey:
         self.fingerprint = context.fingerprint
 
 
-class EvaluationKeys:
+class EvaluationKeys(wire_hook.WireMethods):
     """Relinearization key and Galois keys (by Galois element). Holds no secret."""
 
     def __init__(self, context, relin: SwitchingKey | None = None, galois=None):
@@ -97,9 +107,10 @@ class KeyGenerator:
         """A fresh public key (b, a) = (-a*s + e, a) over Q u P."""
         ctx = self.context
         be, qp = ctx.backend, ctx.full_qp
-        a = be.to_device(uniform_poly(self._sampler.seed(), b"pk", qp.primes, ctx.n))
+        seed = self._sampler.seed()
+        a = be.to_device(uniform_poly(seed, b"pk", qp.primes, ctx.n))
         b = be.sub(self._noise((), qp), be.mul(a, self.secret_key.ntt(), qp), qp)
-        return PublicKey(ctx.backend.xp.stack([b, a]), ctx)
+        return PublicKey(ctx.backend.xp.stack([b, a]), ctx, seed)
 
     def switching_key(self, s_from) -> SwitchingKey:
         """A key switching ``s_from`` (evaluation form over Q u P) to the secret key."""

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from ..errors import ContextMismatchError, ParameterError
+from . import wire_hook
 
 
-class _Batched:
+class _Batched(wire_hook.WireMethods):
     """Shared behaviour: a leading batch axis, level, scale and the parameter fingerprint."""
 
     #: number of polynomial axes between batch and limbs (0 for plaintexts, 1 for ciphertexts)
