@@ -20,13 +20,18 @@ the ``fhe_gpu`` package), which has the same ``kernels/`` and ``csrc/`` layout.
 import sys
 from pathlib import Path
 
+from Cython.Build import cythonize
 from pybind11.setup_helpers import Pybind11Extension
+from setuptools import Extension
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
+from setuptools.command.sdist import sdist
 
 ROOT = Path(__file__).resolve().parent
 CUDA_SRC_PACKAGE_DIR = Path("fhe_gpu", "_cuda_src")
 CUDA_SRC_PATTERNS = [("kernels", "*.cu"), ("csrc", "*.h")]
+# Non-Python sources an sdist must carry so that a wheel built from it is complete.
+SDIST_EXTRA_PATTERNS = ["kernels/*.cu", "csrc/*.h", "csrc/*.cpp", "fhe_gpu/**/*.pyx", "fhe_gpu/**/*.pxd"]
 
 UNIX_ARGS = [] if sys.platform == "win32" else ["-pthread"]
 
@@ -44,7 +49,26 @@ EXTENSIONS = [
         extra_compile_args=["-O3"] + UNIX_ARGS,
         extra_link_args=UNIX_ARGS,
     ),
+    # The CUDA emulator: kernels/*.cu compiled as host C++ through csrc/cuda_emu.h.
+    Pybind11Extension(
+        "fhe_gpu.ring._cuda_emu",
+        ["csrc/emu_module.cpp"],
+        include_dirs=["csrc", "kernels"],
+        depends=["csrc/cuda_emu.h", "csrc/modarith.h"] + sorted(
+            str(p.relative_to(ROOT)) for p in (ROOT / "kernels").glob("*.cu")),
+        cxx_std=17,
+        extra_compile_args=["-O2", "-Wno-unknown-pragmas"] + UNIX_ARGS,  # #pragma unroll
+        extra_link_args=UNIX_ARGS,
+    ),
 ]
+
+
+# The Cython wire codec (fhe_gpu/serialize/_codec.pyx), compiled as C++.
+EXTENSIONS += cythonize(
+    [Extension("fhe_gpu.serialize._codec", ["fhe_gpu/serialize/_codec.pyx"], language="c++",
+               extra_compile_args=["-O3"])],
+    compiler_directives={"language_level": "3"},
+)
 
 
 def cuda_sources():
@@ -75,9 +99,20 @@ class BuildPyWithCudaSources(build_py):
         return outputs + [str(Path(self.build_lib, rel)) for _, rel in cuda_sources()]
 
 
+class SdistWithSources(sdist):
+    """sdist that also ships SDIST_EXTRA_PATTERNS (so no MANIFEST.in is needed for them)."""
+
+    def make_distribution(self):
+        for pattern in SDIST_EXTRA_PATTERNS:
+            for path in sorted(ROOT.glob(pattern)):
+                self.filelist.append(path.relative_to(ROOT).as_posix())
+        self.filelist.remove_duplicates()
+        super().make_distribution()
+
+
 setup(
     packages=find_packages(include=["fhe_gpu", "fhe_gpu.*"]),
     ext_modules=EXTENSIONS,
-    cmdclass={"build_py": BuildPyWithCudaSources},
+    cmdclass={"build_py": BuildPyWithCudaSources, "sdist": SdistWithSources},
     zip_safe=False,
 )

@@ -7,10 +7,27 @@ import numpy as np
 import pytest
 
 import fhe_gpu as fg
-from fhe_gpu.ring import available_backends
+from fhe_gpu.ring import available_backends, get_backend
 
 
-BACKENDS = ["reference"] + available_backends()
+def cuda_backend():
+    """The CUDA backend: on the GPU when there is one, else on the emulator, else None."""
+    if "cuda" in available_backends():
+        return get_backend("cuda")
+    try:
+        from fhe_gpu.ring.cuda import CudaBackend
+        return CudaBackend(emulate=True)
+    except (ImportError, fg.BackendUnavailableError):
+        return None
+
+
+_CUDA = cuda_backend()
+BACKENDS = ["reference", "cpu"] + (["cuda"] if _CUDA is not None else [])
+
+
+def backend_for(name):
+    """The backend argument for Context: the CUDA instance (GPU or emulator) for "cuda"."""
+    return _CUDA if name == "cuda" else name
 
 
 @dataclass
@@ -41,7 +58,7 @@ ROTATIONS = [1, 2, 3, -1, -3]
 
 
 def make_world(params, backend, seed=b"\x01" * 32):
-    ctx = fg.Context(params, backend=backend)
+    ctx = fg.Context(params, backend=backend_for(backend))
     kg = fg.KeyGenerator(ctx, seed=seed)
     pk = kg.public_key()
     evk = kg.evaluation_keys(rotations=ROTATIONS, conjugation=True)

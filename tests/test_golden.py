@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fhe_gpu as fg
-from conftest import BACKENDS
+from conftest import BACKENDS, backend_for
 
 GOLDEN = "a8601570a60886448eff709b8d6b387e4f80ed8cf7deb35848da511e6f7408db"
 
@@ -18,7 +18,7 @@ GOLDEN = "a8601570a60886448eff709b8d6b387e4f80ed8cf7deb35848da511e6f7408db"
 def _run(backend):
     params = fg.Parameters(log_n=5, q_bits=[50, 30, 30], p_bits=[60], scale_bits=30,
                            security=None)
-    ctx = fg.Context(params, backend=backend)
+    ctx = fg.Context(params, backend=backend_for(backend))
     kg = fg.KeyGenerator(ctx, seed=b"golden-key-seed".ljust(32, b"."))
     evk = kg.evaluation_keys(rotations=[1])
     enc = fg.Encoder(ctx)

@@ -7,12 +7,13 @@ from .parameters import Parameters
 
 
 class Context(RingContext):
-    """Parameters plus a backend ("auto", "cpu" or "cuda") and their precomputed tables.
+    """Parameters plus a backend ("auto", "cpu", "cuda" or a RingBackend instance) and
+    their precomputed tables.
 
     ``ctx.backend_name`` tells which backend was picked. A context holds no keys.
     """
 
-    def __init__(self, params: Parameters, backend: str = "auto"):
+    def __init__(self, params: Parameters, backend="auto"):
         if not isinstance(params, Parameters):
             raise ParameterError(f"Context needs a Parameters object, got {type(params).__name__}")
         self.params = params

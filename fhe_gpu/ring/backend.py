@@ -98,11 +98,14 @@ def available_backends() -> list[str]:
     return names
 
 
-def get_backend(name: str = "auto") -> RingBackend:
+def get_backend(name="auto") -> RingBackend:
     """The backend called ``name`` ("auto", "cpu" or "cuda"), created once per process.
 
     "auto" picks "cuda" when a GPU (or ``FHE_GPU_CUDA_EMULATE=1``) is present, else "cpu".
+    A RingBackend instance is returned as it is (e.g. ``CudaBackend(emulate=True)``).
     """
+    if isinstance(name, RingBackend):
+        return name
     if name == "auto":
         try:
             return get_backend("cuda")
