@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fhe_gpu as fg
-from conftest import BACKENDS, make_world, small_params
+from conftest import BACKENDS, backend_for, make_world, small_params
 from fhe_gpu.rlwe import wire_hook
 from fhe_gpu.rlwe.sampling import uniform_poly
 from fhe_gpu.serialize import _codec
@@ -88,7 +88,7 @@ def test_presets_round_trip(name):
 @pytest.mark.parametrize("reader", BACKENDS)
 def test_written_on_cpu_read_on_every_backend(reader):
     w = make_world(small_params("cpu"), "cpu")
-    ctx = fg.Context(w.params, backend=reader)
+    ctx = fg.Context(w.params, backend=backend_for(reader))
     for name, obj, cls in objects(w):
         back = cls.from_bytes(obj.to_bytes(), ctx)
         assert back.context is ctx, name
