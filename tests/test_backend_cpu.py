@@ -224,6 +224,10 @@ def test_key_switch_inner_matches_reference(setup, k, spare, batch):
     expected = REF.key_switch_inner(ext, key, basis, key_basis)
     np.testing.assert_array_equal(CPU.key_switch_inner(ext, key, basis, key_basis), expected)
     check_out(CPU.key_switch_inner, (ext, key, basis, key_basis), expected, expected.shape)
+    g = int(rng.choice([5, 2 * n - 1, 25 % (2 * n)]))
+    expected = REF.key_switch_inner(REF.automorphism(ext, g, basis), key, basis, key_basis)
+    np.testing.assert_array_equal(
+        CPU.key_switch_inner(ext, key, basis, key_basis, galois_elt=g), expected)
 
 
 @SETTINGS
@@ -240,6 +244,19 @@ def test_mod_down_and_rescale_match_reference(setup, k, batch):
     expected = REF.rescale(a, qp)
     np.testing.assert_array_equal(CPU.rescale(a, qp), expected)
     check_out(CPU.rescale, (a, qp), expected, expected.shape)
+
+
+@pytest.mark.parametrize("n", [2, 4])
+def test_tiny_rings_match_reference(n):
+    """n = 2 and 4: the fused first/last NTT stages of mod_down and rescale degenerate."""
+    q_basis, p_basis = make_bases(n, (60, 40, 30, 61, 60), 3)
+    qp = q_basis + p_basis
+    a = uniform(np.random.default_rng(n), (2,), qp)
+    np.testing.assert_array_equal(CPU.ntt(a, qp), REF.ntt(a, qp))
+    np.testing.assert_array_equal(CPU.intt(a, qp), REF.intt(a, qp))
+    np.testing.assert_array_equal(CPU.mod_down(a, q_basis, p_basis),
+                                  REF.mod_down(a, q_basis, p_basis))
+    np.testing.assert_array_equal(CPU.rescale(a, qp), REF.rescale(a, qp))
 
 
 def test_mod_down_near_rounding_ties():
@@ -269,6 +286,75 @@ def test_key_switch_pipeline_on_batches():
         acc = np.ascontiguousarray(be.key_switch_inner(ext, key, qp, qp))
         results.append(be.mod_down(acc, q_basis, p_basis))
     np.testing.assert_array_equal(*results)
+
+
+def test_reduce_wide_edges():
+    """reduce_wide (the 3-multiplication reduction) equals x mod q up to its bound."""
+    from numba import njit
+
+    from fhe_gpu.ring._numba_arith import reduce_wide, wide_consts, wide_ok
+
+    @njit
+    def reduce_all(hi, lo, q, mu, sh, out):
+        for i in range(hi.shape[0]):
+            out[i] = reduce_wide(hi[i], lo[i], q, mu, sh)
+
+    rng = np.random.default_rng(11)
+    for bits in (2, 17, 30, 40, 59, 60, 61):
+        for q in ref.generate_primes(8, bits, 2):
+            if q >= 1 << 61:
+                continue
+            top = 1 << (q.bit_length() + 63)
+            assert wide_ok(top, q) and not wide_ok(top + 1, q)
+            xs = [int(v) * (top >> 64) + int(w) for v, w in
+                  rng.integers(0, 1 << 63, size=(400, 2), dtype=np.uint64)]
+            xs = [x % top for x in xs] + [0, q - 1, q, (q - 1) ** 2, top - 1, top - q]
+            mu, sh = wide_consts(q)
+            out = np.empty(len(xs), dtype=np.uint64)
+            reduce_all(np.array([x >> 64 for x in xs], dtype=np.uint64),
+                       np.array([x & (2**64 - 1) for x in xs], dtype=np.uint64),
+                       np.uint64(q), np.uint64(mu), np.uint64(sh), out)
+            assert [int(v) for v in out] == [x % q for x in xs]
+
+
+# ----------------------------------------------------------------------------- sampling
+
+
+def test_chacha20_rfc8439_block():
+    """The keystream kernel reproduces RFC 8439, section 2.3.2."""
+    import struct
+
+    from fhe_gpu.ring import _numba_sampling
+
+    key = list(struct.unpack("<8I", bytes(range(32))))
+    init = np.array(list(_numba_sampling.SIGMA_WORDS) + key + [0, 0x09000000, 0x4A000000, 0],
+                    dtype=np.uint32)
+    buf = np.empty((16, 3), dtype=np.uint32)
+    _numba_sampling.chacha20_blocks(init, np.uint64(1), buf)
+    assert buf[:, 0].astype("<u4").tobytes().hex() == (
+        "10f1e7e4d13b5915500fdd1fa32071c4c7d1f4c733c068030422aa9ac3d46c4e"
+        "d2826446079faa0914c2d705d98b02a2b5129cd1de164eb9cbd083e8a2503c4e")
+
+
+def test_uniform_poly_per_limb_and_range():
+    """A limb of a multi-prime expansion equals the single-prime expansion of that limb."""
+    from fhe_gpu.rlwe.sampling import keystream, to_rns, uniform_poly
+
+    primes = ref.generate_primes(64, 61, 1) + ref.generate_primes(64, 30, 2) + [17]
+    seed = bytes(range(32))
+    many = uniform_poly(seed, b"t", primes, 64, batch=2)
+    assert many.shape == (2, len(primes), 64)
+    for i, q in enumerate(primes):
+        one = uniform_poly(seed, b"t", (q,), 64, batch=2)
+        np.testing.assert_array_equal(many[:, i], one[:, 0])
+        assert int(many[:, i].max()) < q
+    np.testing.assert_array_equal(uniform_poly(seed, b"t", primes, 64), many[0])
+    assert keystream(seed, b"k", 100) == keystream(seed, b"k", 300)[:100]
+    x = np.random.default_rng(2).integers(-40, 41, size=(3, 64))
+    for small in (x, x * 10**9):
+        np.testing.assert_array_equal(
+            to_rns(small, primes), (small[..., None, :] % np.array(primes).reshape(-1, 1))
+            .astype(np.uint64))
 
 
 # ----------------------------------------------------------------------------- timing

@@ -12,7 +12,7 @@ import pytest
 import fhe_gpu as fg
 from conftest import BACKENDS, backend_for
 
-GOLDEN = "a8601570a60886448eff709b8d6b387e4f80ed8cf7deb35848da511e6f7408db"
+GOLDEN = "fee6d8e21b10efa05bda5521ddbb07e388d7e39b32663eea99bf869d3c71a0fd"
 
 
 def _run(backend):

@@ -107,6 +107,29 @@ def barrett_reduce_128(hi, lo, q, ratio_hi, ratio_lo):
 
 
 @njit(error_model="numpy")
+def reduce_wide(hi, lo, q, mu, sh):
+    """(hi*2^64 + lo) mod q for x = hi*2^64 + lo < 2^(k+63), k the bit length of q.
+
+    sh = k - 1 and mu = floor(2^(64+sh) / q) < 2^64 (see :func:`wide_consts`): the
+    estimate floor(floor(x / 2^sh) * mu / 2^64) is at most two below floor(x / q).
+    """
+    x1 = (hi << (np.uint64(64) - sh)) | (lo >> sh)  # floor(x / 2^sh) < 2^64
+    est = mul_hi64(x1, mu)  # est in [floor(x/q) - 2, floor(x/q)]
+    r = lo - est * q  # x - est*q in [0, 3q) (exact mod 2^64)
+    r = min(r, r - q)  # [0, 2q)
+    return min(r, r - q)  # [0, q)
+
+
+@njit(error_model="numpy")
+def mul_mod_wide(a, b, c, q, mu, sh):
+    """(a*b + c) mod q for a, b, c in [0, q) by :func:`reduce_wide` (3 multiplications)."""
+    hi, lo = mul_wide(a, b)  # a*b <= (q-1)^2
+    lo2 = lo + c  # a*b + c < q^2 < 2^(2k) <= 2^(k+63), carry below
+    hi = hi + (ONE if lo2 < lo else ZERO)
+    return reduce_wide(hi, lo2, q, mu, sh)  # [0, q)
+
+
+@njit(error_model="numpy")
 def mul_mod(a, b, q, ratio_hi, ratio_lo):
     """a*b mod q for a, b < 2^64 (Barrett on the 128-bit product)."""
     hi, lo = mul_wide(a, b)  # a*b < 2^128
@@ -135,6 +158,17 @@ def barrett_ratio(q: int) -> tuple[int, int]:
     """(hi, lo) words of floor(2^128 / q) (host side)."""
     r = (1 << 128) // int(q)
     return r >> 64, r & ((1 << 64) - 1)
+
+
+def wide_consts(q: int) -> tuple[int, int]:
+    """(mu, sh) of :func:`reduce_wide`: sh = bit_length(q) - 1, mu = floor(2^(64+sh) / q)."""
+    sh = int(q).bit_length() - 1
+    return (1 << (64 + sh)) // int(q), sh
+
+
+def wide_ok(bound: int, q: int) -> bool:
+    """True when values below ``bound`` may be reduced mod q by :func:`reduce_wide`."""
+    return int(bound) <= 1 << (int(q).bit_length() + 63)
 
 
 def shoup(w: int, q: int) -> int:

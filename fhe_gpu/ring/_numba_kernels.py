@@ -13,18 +13,31 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._numba_arith import (HALF, ONE, TWO, ZERO, add_mod, barrett_reduce_128, mul_add_mod,
-                           mul_hi64, mul_mod, mul_wide, reduce_2q, shoup_mul, shoup_mul_reduced,
-                           shoup_quotient, sub_mod)
+from ._numba_arith import (HALF, ONE, TWO, ZERO, add_mod, barrett_reduce_128, mul_hi64,
+                           mul_mod_wide, mul_wide, reduce_2q, reduce_wide, shoup_mul,
+                           shoup_mul_reduced, shoup_quotient, sub_mod)
 
 # ----------------------------------------------------------------------------- rows
 
 OP_ADD, OP_SUB, OP_MUL, OP_NEG, OP_MUL_ADD = 0, 1, 2, 3, 4
+#: columns of the per-prime reduction constants ``red`` (U, 4): Barrett ratio words, then
+#: mu and sh of reduce_wide
+RED_HI, RED_LO, RED_MU, RED_SH = 0, 1, 2, 3
 
 
 @njit(error_model="numpy")
-def ntt_row(src, dst, psi, psi_s, q, lazy):
-    """Forward negacyclic NTT (Cooley-Tukey, Harvey butterflies) of src into dst.
+def reduce_acc(hi, lo, q, red, fast):
+    """A 128-bit sum mod q: reduce_wide when ``fast`` (the caller checked the sum is below
+    2^(k+63)), else Barrett. red: the prime's (ratio_hi, ratio_lo, mu, sh)."""
+    if fast:
+        return reduce_wide(hi, lo, q, red[RED_MU], red[RED_SH])  # [0, q)
+    return barrett_reduce_128(hi, lo, q, red[RED_HI], red[RED_LO])  # [0, q)
+
+
+@njit(error_model="numpy")
+def ntt_row(src, dst, psi, psi_s, q, lazy, m_stop):
+    """Forward negacyclic NTT (Cooley-Tukey, Harvey butterflies) of src into dst: the stages
+    m = 1, 2, 4, ... below m_stop (n for the full transform, n/2 to leave the last one).
 
     src in [0, q) (may be dst itself); dst in [0, 4q) if lazy else [0, q); n >= 2.
     """
@@ -37,8 +50,22 @@ def ntt_row(src, dst, psi, psi_s, q, lazy):
         v = shoup_mul(src[j + t], w, ws, q)  # v = a*w mod q in [0, 2q)
         dst[j] = u + v  # [0, 3q)
         dst[j + t] = u - v + two_q  # (0, 3q)
+    ntt_stages(dst, psi, psi_s, q, m_stop)
+    if not lazy:
+        for j in range(n):
+            x = dst[j]
+            x = min(x, x - two_q)  # [0, 4q) -> [0, 2q)
+            dst[j] = min(x, x - q)  # [0, 2q) -> [0, q)
+
+
+@njit(error_model="numpy")
+def ntt_stages(dst, psi, psi_s, q, m_stop):
+    """The Cooley-Tukey stages m = 2, 4, ... below m_stop in place, after the first stage
+    (span n/2): dst in [0, 4q) -> [0, 4q)."""
+    two_q = q + q
+    t = np.uint64(dst.shape[0]) >> ONE
     m = TWO
-    while m < n:
+    while m < m_stop:
         t >>= ONE
         for i in range(m):
             w, ws = psi[m + i], psi_s[m + i]
@@ -50,11 +77,56 @@ def ntt_row(src, dst, psi, psi_s, q, lazy):
                 dst[j] = u + v  # [0, 4q)
                 dst[j + t] = u - v + two_q  # (0, 4q)
         m += m
-    if not lazy:
+
+
+@njit(error_model="numpy")
+def ntt_last_combine(dst, a, psi, psi_s, q, p_inv, p_inv_s):
+    """The last NTT stage (span 1) fused with mod_down's combine, in place:
+    dst = (a - ntt_last(dst)) * p_inv mod q; dst in [0, 4q), a in [0, q) -> dst in [0, q)."""
+    m = np.uint64(dst.shape[0]) >> ONE
+    two_q = q + q
+    four_q = two_q + two_q
+    for i in range(m):
+        j = i + i
+        u = dst[j]
+        u = min(u, u - two_q)  # [0, 4q) -> [0, 2q)
+        v = shoup_mul(dst[j + ONE], psi[m + i], psi_s[m + i], q)  # [0, 2q)
+        y0 = u + v  # [0, 4q)
+        y1 = u - v + two_q  # (0, 4q)
+        dst[j] = shoup_mul_reduced(a[j] + four_q - y0, p_inv, p_inv_s, q)  # (0, 5q) -> [0, q)
+        dst[j + ONE] = shoup_mul_reduced(a[j + ONE] + four_q - y1, p_inv, p_inv_s, q)  # [0, q)
+
+
+@njit(error_model="numpy")
+def lift(x, recip_hi, recip_lo, s_neg, q, ratio):
+    """exact_convert(x -> q) for one source prime s: (x - v*s) mod q, v = rounded_quotient(x)
+    in {0, 1}; s_neg = -s mod q, ratio = floor(2^64 / q)."""
+    t = x * recip_hi + mul_hi64(x, recip_lo)  # ~ 2^64 x / s, < 2^64 (x in [0, s))
+    y = x + (t >> np.uint64(63)) * s_neg  # v = (t + 2^63) >> 64; y < 2^61 + 2^61
+    r = y - mul_hi64(y, ratio) * q  # y mod q up to one q: [0, 2q)
+    return min(r, r - q)  # [0, q)
+
+
+@njit(error_model="numpy")
+def rescale_row(x, a, dst, psi, psi_s, q, lift_c, p_inv, p_inv_s):
+    """dst = (a - ntt(lift(x))) * p_inv mod q: lift fused into the first NTT stage, the
+    combine into the last. lift_c = (recip_hi, recip_lo, s_neg, ratio); n >= 2."""
+    n = np.uint64(dst.shape[0])
+    rh, rl, s_neg, ratio = lift_c
+    if n == TWO:
         for j in range(n):
-            x = dst[j]
-            x = min(x, x - two_q)  # [0, 4q) -> [0, 2q)
-            dst[j] = min(x, x - q)  # [0, 2q) -> [0, q)
+            dst[j] = lift(x[j], rh, rl, s_neg, q, ratio)  # [0, q)
+    else:
+        two_q = q + q
+        t = n >> ONE
+        w, ws = psi[1], psi_s[1]
+        for j in range(t):
+            u = lift(x[j], rh, rl, s_neg, q, ratio)  # [0, q)
+            v = shoup_mul(lift(x[j + t], rh, rl, s_neg, q, ratio), w, ws, q)  # [0, 2q)
+            dst[j] = u + v  # [0, 3q)
+            dst[j + t] = u - v + two_q  # (0, 3q)
+        ntt_stages(dst, psi, psi_s, q, n >> ONE)
+    ntt_last_combine(dst, a, psi, psi_s, q, p_inv, p_inv_s)
 
 
 @njit(error_model="numpy")
@@ -109,7 +181,7 @@ def intt_row(src, dst, ipsi, ipsi_s, q, c0, c0s, c1, c1s, addc):
 
 
 @njit(error_model="numpy")
-def conv_block(y, s0, s1, h, q, ratio_hi, ratio_lo, dst, k0, k1):
+def conv_block(y, s0, s1, h, q, red, fast, dst, k0, k1):
     """dst[k] = sum_{i < s1-s0} y[s0+i, k] * h[i] (mod q) for k in [k0, k1).
 
     128-bit sums: y < 2^61 and h < 2^61 give products < 2^122, so up to 64 terms fit.
@@ -125,18 +197,18 @@ def conv_block(y, s0, s1, h, q, ratio_hi, ratio_lo, dst, k0, k1):
             p_hi, p_lo = mul_wide(y[s0 + i, k + ONE], w)  # product < 2^122
             lo1 += p_lo  # 128-bit sum < 2^128, carry below
             hi1 += p_hi + (ONE if lo1 < p_lo else ZERO)
-        dst[k] = barrett_reduce_128(hi0, lo0, q, ratio_hi, ratio_lo)  # [0, q)
-        dst[k + ONE] = barrett_reduce_128(hi1, lo1, q, ratio_hi, ratio_lo)  # [0, q)
+        dst[k] = reduce_acc(hi0, lo0, q, red, fast)  # [0, q)
+        dst[k + ONE] = reduce_acc(hi1, lo1, q, red, fast)  # [0, q)
 
 
 @njit(error_model="numpy")
-def conv_targets(y, s0, s1, skip_own, hmod, dst_idx, qs, ratio_hi, ratio_lo, out, k0, k1):
+def conv_targets(y, s0, s1, skip_own, hmod, dst_idx, qs, red, fast, out, k0, k1):
     """conv_block of one digit [s0, s1) of y into every row t of out (skipping the digit's
     own rows when skip_own); hmod: (M, alpha), modulus of row t: qs[dst_idx[t]]."""
     for t in range(np.uint64(out.shape[0])):
         if not (skip_own and s0 <= t < s1):
             u = dst_idx[t]
-            conv_block(y, s0, s1, hmod[t], qs[u], ratio_hi[u], ratio_lo[u], out[t], k0, k1)
+            conv_block(y, s0, s1, hmod[t], qs[u], red[u], fast, out[t], k0, k1)
 
 
 @njit(error_model="numpy")
@@ -157,7 +229,7 @@ def rounded_quotient_block(x, nk, recip_hi, recip_lo, k0, k1):
 
 
 @njit(error_model="numpy")
-def pointwise_row(op, x, y, v, z, q, ratio_hi, ratio_lo):
+def pointwise_row(op, x, y, v, z, q, mu, sh):
     """z = x (op) y mod q, or x*y + v for OP_MUL_ADD; OP_NEG ignores y, only OP_MUL_ADD reads v."""
     n = np.uint64(z.shape[0])
     if op == OP_ADD:
@@ -168,10 +240,10 @@ def pointwise_row(op, x, y, v, z, q, ratio_hi, ratio_lo):
             z[k] = sub_mod(x[k], y[k], q)  # [0, q)
     elif op == OP_MUL:
         for k in range(n):
-            z[k] = mul_mod(x[k], y[k], q, ratio_hi, ratio_lo)  # [0, q)
+            z[k] = mul_mod_wide(x[k], y[k], ZERO, q, mu, sh)  # [0, q)
     elif op == OP_MUL_ADD:
         for k in range(n):
-            z[k] = mul_add_mod(x[k], y[k], v[k], q, ratio_hi, ratio_lo)  # [0, q)
+            z[k] = mul_mod_wide(x[k], y[k], v[k], q, mu, sh)  # [0, q)
     else:
         for k in range(n):
             z[k] = reduce_2q(q - x[k], q)  # q - x in (0, q] -> [0, q)
@@ -194,23 +266,26 @@ def gather_row(x, z, perm):
 
 
 @njit(error_model="numpy")
-def key_switch_row(ext, key, i, ki, q, ratio_hi, ratio_lo, z0, z1):
-    """z_c = sum_j ext[j, i] * key[j, c, ki] mod q for c = 0, 1 (128-bit sums, j < 64).
+def key_switch_row(ext, key, i, ki, q, red, fast, perm, z0, z1):
+    """z_c = sum_j ext[j, i, src(k)] * key[j, c, ki, k] mod q for c = 0, 1 (128-bit sums,
+    j < 64), src(k) = perm[k] when perm is not empty (a fused automorphism), else k.
 
     Both components share each load of ext.
     """
+    permuted = perm.shape[0] != 0
     for k in range(np.uint64(z0.shape[0])):
         hi0, lo0, hi1, lo1 = ZERO, ZERO, ZERO, ZERO
+        src = np.uint64(perm[k]) if permuted else k
         for j in range(np.uint64(ext.shape[0])):
-            x = ext[j, i, k]
+            x = ext[j, i, src]
             p_hi, p_lo = mul_wide(x, key[j, 0, ki, k])  # product < 2^122
             lo0 += p_lo  # 128-bit sum < 2^128, carry below
             hi0 += p_hi + (ONE if lo0 < p_lo else ZERO)
             p_hi, p_lo = mul_wide(x, key[j, 1, ki, k])  # product < 2^122
             lo1 += p_lo  # 128-bit sum < 2^128, carry below
             hi1 += p_hi + (ONE if lo1 < p_lo else ZERO)
-        z0[k] = barrett_reduce_128(hi0, lo0, q, ratio_hi, ratio_lo)  # [0, q)
-        z1[k] = barrett_reduce_128(hi1, lo1, q, ratio_hi, ratio_lo)  # [0, q)
+        z0[k] = reduce_acc(hi0, lo0, q, red, fast)  # [0, q)
+        z1[k] = reduce_acc(hi1, lo1, q, red, fast)  # [0, q)
 
 
 @njit(error_model="numpy")
@@ -218,14 +293,6 @@ def copy_row(x, z):
     """z = x."""
     for k in range(np.uint64(z.shape[0])):
         z[k] = x[k]
-
-
-@njit(error_model="numpy")
-def mod_down_row(x, dst, w, ws, q):
-    """dst = (x - dst) * w mod q; x in [0, q), dst in [0, 4q) (a lazy NTT output)."""
-    four_q = q + q + q + q
-    for k in range(np.uint64(dst.shape[0])):
-        dst[k] = shoup_mul_reduced(x[k] + four_q - dst[k], w, ws, q)  # (0, 5q) -> [0, q)
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -236,11 +303,11 @@ KERNEL = njit(cache=True, parallel=True, error_model="numpy")
 @KERNEL
 def ntt_kernel(a, out, idx, psi, psi_s, qs):
     """out[r, l] = ntt(a[r, l]) over prime idx[l]; a, out: (R, L, n), a may be out."""
-    rows, nl = out.shape[0], out.shape[1]
+    rows, nl, n = out.shape[0], out.shape[1], np.uint64(out.shape[2])
     for row in prange(rows * nl):
         r, l = row // nl, row % nl
         u = idx[l]
-        ntt_row(a[r, l], out[r, l], psi[u], psi_s[u], qs[u], False)
+        ntt_row(a[r, l], out[r, l], psi[u], psi_s[u], qs[u], False, n)
 
 
 @KERNEL
@@ -258,7 +325,7 @@ def intt_kernel(a, off, out, idx, ipsi, ipsi_s, qs, c0, c0s, c1, c1s, addc):
 
 
 @KERNEL
-def pointwise_kernel(op, a, b, c, out, qs, ratio_hi, ratio_lo):
+def pointwise_kernel(op, a, b, c, out, qs, mus, shs):
     """out = a (op) b [+ c] mod q_l (see pointwise_row); a, b, c: (A0, A1, L, n) with A_k in
     {1, O_k} (broadcast); out: (O0, O1, L, n), may be an operand of the same shape (each
     element is read before it is written)."""
@@ -268,7 +335,7 @@ def pointwise_kernel(op, a, b, c, out, qs, ratio_hi, ratio_lo):
         pointwise_row(op, a[min(i0, a.shape[0] - 1), min(i1, a.shape[1] - 1), l],
                       b[min(i0, b.shape[0] - 1), min(i1, b.shape[1] - 1), l],
                       c[min(i0, c.shape[0] - 1), min(i1, c.shape[1] - 1), l], out[i0, i1, l],
-                      qs[l], ratio_hi[l], ratio_lo[l])
+                      qs[l], mus[l], shs[l])
 
 
 @KERNEL
@@ -288,14 +355,14 @@ def permute_kernel(a, out, perm):
 
 
 @KERNEL
-def base_conv_kernel(y, out, starts, stops, skip_own, hmod, dst_idx, qs, ratio_hi, ratio_lo,
-                     block):
+def base_conv_kernel(y, out, starts, stops, skip_own, hmod, dst_idx, qs, red, fast, block):
     """Fast base conversion of digits, blocked over coefficients so y stays in cache.
 
     out[r, j, t] = sum_{i in digit j} y[r, i] * hmod[j, t, i - s_j] (mod q_t),
     q_t = qs[dst_idx[t]], digit j = rows [starts[j], stops[j]) of y (R, Ly, n);
     out: (R, D, M, n); hmod: (D, M, alpha); rows t inside digit j are left untouched
-    when skip_own. block: coefficients per work item (even, divides n).
+    when skip_own. red: (U, 4) reduction constants; fast: every sum < 2^(k_t+63).
+    block: coefficients per work item (even, divides n).
     """
     rows, nd, n = out.shape[0], out.shape[1], out.shape[3]
     nb = n // block
@@ -303,7 +370,7 @@ def base_conv_kernel(y, out, starts, stops, skip_own, hmod, dst_idx, qs, ratio_h
         r, j, b = item // (nd * nb), (item // nb) % nd, item % nb
         k0 = np.uint64(b * block)
         conv_targets(y[r], np.uint64(starts[j]), np.uint64(stops[j]), skip_own, hmod[j], dst_idx,
-                     qs, ratio_hi, ratio_lo, out[r, j], k0, k0 + np.uint64(block))
+                     qs, red, fast, out[r, j], k0, k0 + np.uint64(block))
 
 
 @KERNEL
@@ -321,33 +388,38 @@ def rounded_quotient_kernel(x, nk, recip_hi, recip_lo, block):
 
 
 @KERNEL
-def mod_up_ntt_kernel(a, out, starts, stops, ext_idx, psi, psi_s, qs):
-    """Finish mod_up: digit j's own limbs copied from a, the converted limbs NTT'd.
+def mod_up_ntt_kernel(a, out, work, own, ext_idx, psi, psi_s, qs):
+    """Finish mod_up: the converted limbs NTT'd, digit j's own limbs copied from a.
 
-    a: (R, Lq, n) evaluation form; out: (R, D, M, n) holding base_conv_kernel's output.
+    a: (R, Lq, n) evaluation form; out: (R, D, M, n) holding base_conv_kernel's output;
+    work: (W, 2) rows (j, t) to transform, own: (C, 2) rows (j, t) to copy, in two
+    parallel loops so that every thread gets the same number of NTTs.
     """
-    rows, nd, nm = out.shape[0], out.shape[1], out.shape[2]
-    for row in prange(rows * nd * nm):
-        r, j, t = row // (nd * nm), (row // nm) % nd, row % nm
-        if starts[j] <= t < stops[j]:
-            copy_row(a[r, t], out[r, j, t])
-        else:
-            u = ext_idx[t]
-            ntt_row(out[r, j, t], out[r, j, t], psi[u], psi_s[u], qs[u], False)
+    rows, nw, nc, n = out.shape[0], work.shape[0], own.shape[0], np.uint64(out.shape[3])
+    for item in prange(rows * nw):
+        r, w = item // nw, item % nw
+        j, t = work[w, 0], work[w, 1]
+        u = ext_idx[t]
+        ntt_row(out[r, j, t], out[r, j, t], psi[u], psi_s[u], qs[u], False, n)
+    for item in prange(rows * nc):
+        r, c = item // nc, item % nc
+        copy_row(a[r, own[c, 1]], out[r, own[c, 0], own[c, 1]])
 
 
 @KERNEL
-def key_switch_kernel(ext, key, out, key_idx, q_idx, qs, ratio_hi, ratio_lo):
+def key_switch_kernel(ext, key, out, key_idx, q_idx, qs, red, fast, perm):
     """out[r, c, i] = sum_j ext[r, j, i] * key[j, c, key_idx[i]] mod q (128-bit sums).
 
-    ext: (R, D, M, n); key: (D_key >= D, 2, M_key, n); out: (R, 2, M, n); D <= 64.
+    ext: (R, D, M, n); key: (D_key >= D, 2, M_key, n); out: (R, 2, M, n); D <= 64;
+    red: (U, 4) reduction constants; fast: every sum < 2^(k+63); perm: (n,) to read ext
+    through an automorphism (ext[..., perm[k]]), or (0,) for none.
     """
     rows, nm = ext.shape[0], ext.shape[2]
     for row in prange(rows * nm):
         r, i = row // nm, row % nm
         u = q_idx[i]
-        key_switch_row(ext[r], key, i, key_idx[i], qs[u], ratio_hi[u], ratio_lo[u],
-                       out[r, 0, i], out[r, 1, i])
+        key_switch_row(ext[r], key, i, key_idx[i], qs[u], red[u], fast, perm, out[r, 0, i],
+                       out[r, 1, i])
 
 
 @KERNEL
@@ -357,9 +429,27 @@ def mod_down_kernel(a, out, q_idx, p_inv, p_inv_s, psi, psi_s, qs):
     a: (R, Lq + K, n); out: (R, Lq, n) holding the centered conversion of a_P (coefficient
     form, from base_conv_kernel), not overlapping a; p_inv, p_inv_s: (Lq,).
     """
+    rows, nq, n = out.shape[0], out.shape[1], np.uint64(out.shape[2])
+    for row in prange(rows * nq):
+        r, t = row // nq, row % nq
+        u = q_idx[t]
+        if n > TWO:
+            ntt_row(out[r, t], out[r, t], psi[u], psi_s[u], qs[u], True, n >> ONE)  # [0, 4q)
+        ntt_last_combine(out[r, t], a[r, t], psi[u], psi_s[u], qs[u], p_inv[t], p_inv_s[t])
+
+
+@KERNEL
+def rescale_kernel(a, x, out, q_idx, lift_c, p_inv, p_inv_s, psi, psi_s, qs):
+    """mod_down by one prime s, fused: out_t = (a_t - ntt(lift_t(x))) * s^-1 mod q_t.
+
+    a: (R, Lq + 1, n); x: (R, 1, n) = intt(a[:, Lq]) (coefficient form); out: (R, Lq, n),
+    not overlapping a; lift_c: (Lq, 4) rows (recip_hi, recip_lo, -s mod q_t,
+    floor(2^64 / q_t)) of rescale_row; p_inv, p_inv_s: (Lq,).
+    """
     rows, nq = out.shape[0], out.shape[1]
     for row in prange(rows * nq):
         r, t = row // nq, row % nq
         u = q_idx[t]
-        ntt_row(out[r, t], out[r, t], psi[u], psi_s[u], qs[u], True)  # [0, 4q)
-        mod_down_row(a[r, t], out[r, t], p_inv[t], p_inv_s[t], qs[u])
+        c = lift_c[t]
+        rescale_row(x[r, 0], a[r, t], out[r, t], psi[u], psi_s[u], qs[u],
+                    (c[0], c[1], c[2], c[3]), p_inv[t], p_inv_s[t])

@@ -7,6 +7,7 @@ conversion matrices) are computed once and cached per PrimeSet / Basis.
 """
 from __future__ import annotations
 
+import functools
 import math
 import weakref
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from . import _numba_kernels as K
 from . import tables
-from ._numba_arith import barrett_ratio, shoup
+from ._numba_arith import barrett_ratio, shoup, wide_consts, wide_ok
 from .backend import RingBackend
 
 _U64 = np.uint64
@@ -24,6 +25,7 @@ _CONV_BLOCK = 1024  # coefficients per base-conversion work item: alpha * 8 KiB 
 # ----------------------------------------------------------------------------- constants
 
 _PRIME_CONSTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_RED_CONSTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _BASIS_CONSTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
@@ -36,6 +38,21 @@ def _prime_consts(universe: tables.PrimeSet) -> tuple[np.ndarray, np.ndarray]:
                np.array([w[1] for w in words], dtype=_U64))
         _PRIME_CONSTS[universe] = got
     return got
+
+
+def _red_consts(universe: tables.PrimeSet) -> np.ndarray:
+    """(U, 4) per-prime reduction constants: Barrett ratio (hi, lo), reduce_wide (mu, sh)."""
+    got = _RED_CONSTS.get(universe)
+    if got is None:
+        rows = [barrett_ratio(q) + wide_consts(q) for q in universe.primes]
+        got = _RED_CONSTS[universe] = np.array(rows, dtype=_U64).reshape(-1, 4)
+    return got
+
+
+def _conv_fast(src_bounds, hmod: np.ndarray, dst_primes) -> bool:
+    """True when every conversion sum sum_i src_bound_i * hmod[t, i] fits reduce_wide."""
+    return all(wide_ok(sum(int(b) * int(h) for b, h in zip(src_bounds, row)) + 1, q)
+               for row, q in zip(hmod, dst_primes))
 
 
 def _intt_consts(basis: tables.Basis, extra, addc) -> tuple[np.ndarray, ...]:
@@ -58,6 +75,8 @@ class _BasisConsts:
     def __init__(self, basis: tables.Basis):
         rh, rl = _prime_consts(basis.universe)
         self.ratio_hi, self.ratio_lo = rh[basis.idx_arr], rl[basis.idx_arr]
+        red = _red_consts(basis.universe)[basis.idx_arr]
+        self.mu, self.sh = red[:, 2].copy(), red[:, 3].copy()
         ones = [1] * len(basis)
         self.intt = _intt_consts(basis, ones, [0] * len(basis))
         self.plans: dict = {}
@@ -82,13 +101,21 @@ def _mod_up_plan(q_basis: tables.Basis, p_basis: tables.Basis, alpha: int) -> di
         raise ValueError(f"mod_up digit of {alpha} limbs exceeds {_MAX_TERMS}")
     hat_inv = np.zeros(len(q_basis), dtype=object)
     hmod = np.zeros((len(digs), len(ext), max(s1 - s0 for s0, s1 in digs)), dtype=_U64)
+    fast = True
     for j, (s0, s1) in enumerate(digs):
         rest = [t for t in range(len(ext)) if not s0 <= t < s1]
         bc = tables.base_conv(q_basis[s0:s1], tables.basis(ext.universe,
                                                            tuple(ext.idx[t] for t in rest)))
         hat_inv[s0:s1] = [int(x) for x in bc.hat_inv]
         hmod[j, rest, :s1 - s0] = bc.hat_mod
-    plan = {"ext": ext, "starts": np.array([d[0] for d in digs], dtype=np.int64),
+        fast = fast and _conv_fast([q - 1 for q in q_basis.primes[s0:s1]], bc.hat_mod,
+                                   [ext.primes[t] for t in rest])
+    ntts = [(j, t) for j, (s0, s1) in enumerate(digs) for t in range(len(ext))
+            if not s0 <= t < s1]
+    own = [(j, t) for j, (s0, s1) in enumerate(digs) for t in range(s0, s1)]
+    plan = {"ext": ext, "fast": fast, "work": np.array(ntts, dtype=np.int64).reshape(-1, 2),
+            "own": np.array(own, dtype=np.int64).reshape(-1, 2),
+            "starts": np.array([d[0] for d in digs], dtype=np.int64),
             "stops": np.array([d[1] for d in digs], dtype=np.int64), "hmod": hmod,
             "intt": _intt_consts(q_basis, hat_inv, [0] * len(q_basis))}
     plans[key] = plan
@@ -112,7 +139,9 @@ def _mod_down_plan(q_basis: tables.Basis, p_basis: tables.Basis) -> dict:
     hmod = np.empty((1, nq, nk + 1), dtype=_U64)
     hmod[0, :, :nk] = bc.hat_mod
     hmod[0, :, nk] = [(q - int(m)) % q for q, m in zip(q_basis.primes, bc.src_mod_dst)]
+    bounds = [p - 1 for p in p_basis.primes] + [nk]
     plan = {"intt": _intt_consts(p_basis, bc.hat_inv, [0] * nk), "hmod": hmod,
+            "fast": _conv_fast(bounds, hmod[0], q_basis.primes),
             "starts": np.zeros(1, dtype=np.int64), "stops": np.full(1, nk + 1, dtype=np.int64),
             "recip_hi": np.ascontiguousarray(bc.recip_hi, dtype=_U64),
             "recip_lo": np.ascontiguousarray(bc.recip_lo, dtype=_U64),
@@ -133,6 +162,17 @@ def _key_index(basis: tables.Basis, key_basis: tables.Basis) -> np.ndarray:
             raise ValueError(f"key basis {key_basis} lacks primes {missing} of {basis}")
         plans[key] = np.array([pos[p] for p in basis.primes], dtype=np.int64)
     return plans[key]
+
+
+_NO_PERM = np.zeros(0, dtype=np.int64)
+
+
+@functools.lru_cache(maxsize=64)
+def _galois_perm(galois_elt: int, n: int) -> np.ndarray:
+    """tables.galois_permutation, cached (read-only)."""
+    perm = tables.galois_permutation(galois_elt, n)
+    perm.flags.writeable = False
+    return perm
 
 
 # ----------------------------------------------------------------------------- arrays
@@ -258,7 +298,7 @@ class CpuBackend(RingBackend):
         k = _consts(basis)
         a4, b4, c4 = (views * 3)[:3]
         K.pointwise_kernel(op, a4, b4, c4, res.reshape((o0, o1) + shape[-2:]), basis.q,
-                           k.ratio_hi, k.ratio_lo)
+                           k.mu, k.sh)
         return _finish(res, copy_to)
 
     def add(self, a, b, basis, out=None):
@@ -286,11 +326,18 @@ class CpuBackend(RingBackend):
         K.mul_scalar_kernel(_flat(a, 2), _flat(res, 2), s, basis.q, k.ratio_hi, k.ratio_lo)
         return _finish(res, copy_to)
 
-    def automorphism(self, a, galois_elt, basis, out=None):
-        a = _check(a, basis)
+    @staticmethod
+    def _perm(galois_elt, n: int) -> np.ndarray:
+        """The slot permutation of a Galois element ((0,) for None)."""
+        if galois_elt is None:
+            return _NO_PERM
         if int(galois_elt) % 2 == 0:
             raise ValueError(f"galois element {galois_elt} is not odd (not a unit mod 2n)")
-        perm = tables.galois_permutation(int(galois_elt) % (2 * basis.n), basis.n)
+        return _galois_perm(int(galois_elt) % (2 * n), n)
+
+    def automorphism(self, a, galois_elt, basis, out=None):
+        a = _check(a, basis)
+        perm = self._perm(galois_elt, basis.n)
         res, copy_to = _target(out, a.shape, [a])
         K.permute_kernel(_flat(a, 1), _flat(res, 1), perm)
         return _finish(res, copy_to)
@@ -310,14 +357,17 @@ class CpuBackend(RingBackend):
         res, copy_to = _target(out, shape, [a])
         res4 = _flat(res, 3)
         u = ext.universe
-        rh, rl = _prime_consts(u)
         K.base_conv_kernel(y, res4, plan["starts"], plan["stops"], True, plan["hmod"],
-                           ext.idx_arr, u.q, rh, rl, _block(a.shape[-1]))
-        K.mod_up_ntt_kernel(a3, res4, plan["starts"], plan["stops"], ext.idx_arr, u.psi_rev,
+                           ext.idx_arr, u.q, _red_consts(u), plan["fast"], _block(a.shape[-1]))
+        K.mod_up_ntt_kernel(a3, res4, plan["work"], plan["own"], ext.idx_arr, u.psi_rev,
                             u.psi_rev_shoup, u.q)
         return _finish(res, copy_to)
 
-    def key_switch_inner(self, ext, key, basis, key_basis, out=None):
+    #: key_switch_inner takes ``galois_elt``: the automorphism of ext fused into its reads
+    fuses_automorphism = True
+
+    def key_switch_inner(self, ext, key, basis, key_basis, out=None, galois_elt=None):
+        """The key inner product; with ``galois_elt``, of automorphism(ext, galois_elt)."""
         ext = _check(ext, basis, "ext")
         key = _check(key, key_basis, "key")
         d = ext.shape[-3] if ext.ndim >= 3 else 0
@@ -329,8 +379,9 @@ class CpuBackend(RingBackend):
         shape = ext.shape[:-3] + (2,) + ext.shape[-2:]
         res, copy_to = _target(out, shape, [ext, key])
         u = basis.universe
-        rh, rl = _prime_consts(u)
-        K.key_switch_kernel(_flat(ext, 3), key, _flat(res, 3), kidx, basis.idx_arr, u.q, rh, rl)
+        fast = all(wide_ok(d * (q - 1) ** 2 + 1, q) for q in basis.primes)
+        K.key_switch_kernel(_flat(ext, 3), key, _flat(res, 3), kidx, basis.idx_arr, u.q,
+                            _red_consts(u), fast, self._perm(galois_elt, basis.n))
         return _finish(res, copy_to)
 
     def mod_down(self, a, q_basis, p_basis, out=None):
@@ -338,17 +389,34 @@ class CpuBackend(RingBackend):
         plan = _mod_down_plan(q_basis, p_basis)
         a3 = _flat(a, 2)
         nk, block = len(p_basis), _block(a.shape[-1])
-        x = np.empty((a3.shape[0], nk + 1, a3.shape[-1]), dtype=_U64)
+        x = np.empty((a3.shape[0], nk + 1 if nk > 1 else 1, a3.shape[-1]), dtype=_U64)
         self._intt(a3, len(q_basis), x, p_basis, plan["intt"])
+        if nk == 1:
+            return self._mod_down_one(a, a3, x, q_basis, plan, out)
         K.rounded_quotient_kernel(x, nk, plan["recip_hi"], plan["recip_lo"], block)
         res, copy_to = _target(out, a.shape[:-2] + (len(q_basis), a.shape[-1]), [a])
         res3 = _flat(res, 2)
         u = q_basis.universe
-        rh, rl = _prime_consts(u)
         K.base_conv_kernel(x, res3.reshape((res3.shape[0], 1) + res3.shape[1:]), plan["starts"],
-                           plan["stops"], False, plan["hmod"], q_basis.idx_arr, u.q, rh, rl, block)
+                           plan["stops"], False, plan["hmod"], q_basis.idx_arr, u.q,
+                           _red_consts(u), plan["fast"], block)
         K.mod_down_kernel(a3, res3, q_basis.idx_arr, plan["p_inv"], plan["p_inv_s"], u.psi_rev,
                           u.psi_rev_shoup, u.q)
+        return _finish(res, copy_to)
+
+    @staticmethod
+    def _mod_down_one(a, a3, x, q_basis, plan, out):
+        """mod_down by a single prime: lift, NTT and combine in one fused kernel."""
+        res, copy_to = _target(out, a.shape[:-2] + (len(q_basis), a.shape[-1]), [a])
+        u = q_basis.universe
+        if "lift" not in plan:
+            lift = np.empty((len(q_basis), 4), dtype=_U64)
+            lift[:, 0], lift[:, 1] = plan["recip_hi"][0], plan["recip_lo"][0]
+            lift[:, 2] = plan["hmod"][0, :, 1]
+            lift[:, 3] = _prime_consts(u)[0][q_basis.idx_arr]
+            plan["lift"] = lift
+        K.rescale_kernel(a3, x, _flat(res, 2), q_basis.idx_arr, plan["lift"], plan["p_inv"],
+                         plan["p_inv_s"], u.psi_rev, u.psi_rev_shoup, u.q)
         return _finish(res, copy_to)
 
     def rescale(self, a, basis, out=None):

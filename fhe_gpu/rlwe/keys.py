@@ -21,6 +21,7 @@ class SecretKey(wire_hook.WireMethods):
         self.context = context
         self.fingerprint = context.fingerprint
         self._ntt = None
+        self._neg_ntt = None
 
     def ntt(self):
         """s in evaluation form over the full Q u P basis (limbs, n), computed once."""
@@ -29,6 +30,13 @@ class SecretKey(wire_hook.WireMethods):
             be, qp = ctx.backend, ctx.full_qp
             self._ntt = be.ntt(be.to_device(to_rns(self.coeffs, qp.primes)), qp)
         return self._ntt
+
+    def neg_ntt(self):
+        """-s in evaluation form over the full Q u P basis, computed once."""
+        if self._neg_ntt is None:
+            qp = self.context.full_qp
+            self._neg_ntt = self.context.backend.neg(self.ntt(), qp)
+        return self._neg_ntt
 
     def to_bytes(self, secret: bool = False) -> bytes:
         """The wire encoding of the secret key; refuses unless ``secret=True`` is passed."""
@@ -100,8 +108,9 @@ class KeyGenerator:
     def _noise(self, shape_lead, basis):
         """A Gaussian error in evaluation form, shape shape_lead + (limbs, n)."""
         be = self.context.backend
-        e = self._sampler.gaussian(tuple(shape_lead) + (self.context.n,))
-        return be.ntt(be.to_device(to_rns(e, basis.primes)), basis)
+        e = be.to_device(to_rns(self._sampler.gaussian(tuple(shape_lead) + (self.context.n,)),
+                                basis.primes))
+        return be.ntt(e, basis, out=e)
 
     def public_key(self) -> PublicKey:
         """A fresh public key (b, a) = (-a*s + e, a) over Q u P."""
@@ -109,29 +118,30 @@ class KeyGenerator:
         be, qp = ctx.backend, ctx.full_qp
         seed = self._sampler.seed()
         a = be.to_device(uniform_poly(seed, b"pk", qp.primes, ctx.n))
-        b = be.sub(self._noise((), qp), be.mul(a, self.secret_key.ntt(), qp), qp)
+        b = be.mul_add(a, self.secret_key.neg_ntt(), self._noise((), qp), qp)
         return PublicKey(ctx.backend.xp.stack([b, a]), ctx, seed)
 
     def switching_key(self, s_from) -> SwitchingKey:
-        """A key switching ``s_from`` (evaluation form over Q u P) to the secret key."""
+        """A key switching ``s_from`` (evaluation form over Q u P) to the secret key.
+
+        b_j = -a_j*s + e_j + g_j*s_from: the gadget term P*s_from is added to e_j on the
+        limbs of digit j only, then one fused multiply-add makes b.
+        """
         ctx = self.context
         be, qp, xp = ctx.backend, ctx.full_qp, ctx.backend.xp
-        dnum = -(-len(ctx.q_primes) // ctx.alpha)
+        nq = len(ctx.q_primes)
+        q_basis = ctx.q_basis(ctx.max_level)
+        dnum = -(-nq // ctx.alpha)
         seed = self._sampler.seed()
         a = be.to_device(uniform_poly(seed, b"ksk", qp.primes, ctx.n, batch=dnum))
-        b = be.sub(self._noise((dnum,), qp), be.mul(a, self.secret_key.ntt(), qp), qp)
-        p_mod = [ctx.p_basis.product % q for q in qp.primes]
-        s_p = be.mul_scalar(s_from, np.array(p_mod, dtype=np.uint64), qp)
-        b = be.add(b, xp.where(xp.asarray(self._gadget_mask(dnum))[:, :, None], s_p[None], 0)
-                   .astype(xp.uint64), qp)
-        return SwitchingKey(xp.stack([b, a], axis=1), ctx, seed)
-
-    def _gadget_mask(self, dnum: int) -> np.ndarray:
-        ctx = self.context
-        mask = np.zeros((dnum, len(ctx.full_qp)), dtype=bool)
+        e = self._noise((dnum,), qp)
+        p_mod = np.array([ctx.p_basis.product % q for q in ctx.q_primes], dtype=np.uint64)
+        s_p = be.mul_scalar(s_from[:nq], p_mod, q_basis)
         for j in range(dnum):
-            mask[j, j * ctx.alpha:min((j + 1) * ctx.alpha, len(ctx.q_primes))] = True
-        return mask
+            s0, s1 = j * ctx.alpha, min((j + 1) * ctx.alpha, nq)
+            e[j, s0:s1] = be.add(e[j, s0:s1], s_p[s0:s1], q_basis[s0:s1])
+        b = be.mul_add(a, self.secret_key.neg_ntt(), e, qp, out=e)
+        return SwitchingKey(xp.stack([b, a], axis=1), ctx, seed)
 
     def relin_key(self) -> SwitchingKey:
         """The key switching s^2 to s."""

@@ -5,23 +5,58 @@ are carried through every verb (one backend call per verb per batch).
 """
 from __future__ import annotations
 
+import threading
 
-def decompose(context, d, level: int):
+import numpy as np
+
+_LOCAL = threading.local()
+
+
+def _scratch(be, role: str, shape):
+    """A reusable host buffer for an intermediate that dies inside this module (one per
+    thread and role), or None on device backends: fresh host arrays this large (tens of
+    MB) are page-faulted and zeroed by the OS on every call."""
+    if be.xp is not np:
+        return None
+    bufs = _LOCAL.__dict__.setdefault("bufs", {})
+    buf = bufs.get(role)
+    if buf is None or buf.shape != tuple(shape):
+        buf = bufs[role] = np.empty(shape, dtype=np.uint64)
+    return buf
+
+
+def decompose(context, d, level: int, out=None):
     """ModUp of ``d`` (..., level+1, n): digits extended to Q_level u P, (..., D, M, n)."""
-    return context.backend.mod_up(d, context.q_basis(level), context.p_basis, context.alpha)
+    return context.backend.mod_up(d, context.q_basis(level), context.p_basis, context.alpha,
+                                  out=out)
 
 
-def apply_key(context, ext, key, level: int):
-    """Inner product of decomposed digits with ``key`` then ModDown: (..., 2, level+1, n)."""
+def apply_key(context, ext, key, level: int, galois_elt=None):
+    """Inner product of decomposed digits with ``key`` then ModDown: (..., 2, level+1, n).
+
+    With ``galois_elt``, the digits are first mapped by that automorphism (fused into the
+    inner product on backends that offer it).
+    """
     be = context.backend
     qp = context.qp_basis(level)
-    acc = be.key_switch_inner(ext, key.data, qp, context.full_qp)
+    acc = _scratch(be, "acc", ext.shape[:-3] + (2,) + ext.shape[-2:])
+    if galois_elt is None:
+        acc = be.key_switch_inner(ext, key.data, qp, context.full_qp, out=acc)
+    elif getattr(be, "fuses_automorphism", False):
+        acc = be.key_switch_inner(ext, key.data, qp, context.full_qp, out=acc,
+                                  galois_elt=galois_elt)
+    else:
+        acc = be.key_switch_inner(be.automorphism(ext, galois_elt, qp), key.data, qp,
+                                  context.full_qp, out=acc)
     return be.mod_down(acc, context.q_basis(level), context.p_basis)
 
 
 def key_switch(context, d, key, level: int):
     """(k0, k1) with k0 + k1*s ~ d*s' for the key switching s' to s."""
-    return apply_key(context, decompose(context, d, level), key, level)
+    digits = -(-(level + 1) // context.alpha)
+    shape = d.shape[:-2] + (digits, level + 1 + len(context.p_primes), d.shape[-1])
+    ext = decompose(context, d, level, out=_scratch(context.backend, "ext", shape))
+    return apply_key(context, ext, key, level)
 
 
 def relinearize(context, d0, d1, d2, key, level: int):
@@ -29,8 +64,9 @@ def relinearize(context, d0, d1, d2, key, level: int):
     be = context.backend
     basis = context.q_basis(level)
     k = key_switch(context, d2, key, level)
-    xp = be.xp
-    return be.add(k, xp.stack([d0, d1], axis=-3), basis)
+    for c, d in enumerate((d0, d1)):
+        be.add(k[..., c, :, :], d, basis, out=k[..., c, :, :])
+    return k
 
 
 def automorph(context, data, galois_elt: int, key, level: int, ext=None):
@@ -40,10 +76,9 @@ def automorph(context, data, galois_elt: int, key, level: int, ext=None):
     """
     be = context.backend
     basis = context.q_basis(level)
-    qp = context.qp_basis(level)
     if ext is None:
         ext = decompose(context, data[..., 1, :, :], level)
-    ext_g = be.automorphism(ext, galois_elt, qp)
-    k = apply_key(context, ext_g, key, level)
+    k = apply_key(context, ext, key, level, galois_elt=galois_elt)
     c0 = be.automorphism(data[..., 0, :, :], galois_elt, basis)
-    return be.xp.stack([be.add(k[..., 0, :, :], c0, basis), k[..., 1, :, :]], axis=-3)
+    be.add(k[..., 0, :, :], c0, basis, out=k[..., 0, :, :])
+    return k

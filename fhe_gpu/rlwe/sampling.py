@@ -1,6 +1,8 @@
-"""Randomness: OS entropy seeding a SHAKE-256 XOF, expanded per use by domain separation.
+"""Randomness: OS entropy keying a ChaCha20 keystream per use, by domain separation
+(the ChaCha20 key of a use is SHAKE-256 of the seed and the use's label).
 
-* uniform mod q by rejection over 64-bit words (x < floor(2^64/q)*q, then x mod q),
+* uniform mod q by rejection over 64-bit words (x < floor(2^64/q)*q, then x mod q) of a
+  ChaCha20 keystream keyed per (seed, label, batch row, prime),
 * ternary secrets uniform in {-1, 0, 1} (bytes, reject 255, then mod 3),
 * discrete Gaussian errors with sigma = 3.19, tail-cut at 6 sigma, by inversion of a
   cumulative table with 53-bit uniform reals.
@@ -15,6 +17,8 @@ import math
 import os
 
 import numpy as np
+
+from ..ring import _numba_sampling
 
 SIGMA = 3.19
 TAIL = int(math.ceil(6 * SIGMA))
@@ -35,30 +39,42 @@ def xof(seed: bytes, label: bytes, nbytes: int) -> bytes:
     return hashlib.shake_256(seed + b"|" + label).digest(nbytes)
 
 
-def uniform_mod(seed: bytes, label: bytes, q: int, n: int) -> np.ndarray:
-    """n values uniform in [0, q) expanded from (seed, label), by rejection."""
-    limit = np.uint64(((1 << 64) // q) * q - 1)
-    want, out, chunk = n, [], 0
-    while want > 0:
-        words = np.frombuffer(xof(seed, label + b"#%d" % chunk, 8 * (want + want // 8 + 16)),
-                              dtype="<u8")
-        ok = words[words <= limit]
-        out.append(ok[:want])
-        want -= len(out[-1])
-        chunk += 1
-    return np.concatenate(out) % np.uint64(q)
+def _chacha_state(seed: bytes, label: bytes) -> np.ndarray:
+    """The ChaCha20 input state (16 uint32 words) keyed by SHAKE-256(seed || label)."""
+    key = np.frombuffer(xof(seed, label, 32), dtype="<u4")
+    return np.concatenate([np.array(_numba_sampling.SIGMA_WORDS, dtype=np.uint32), key,
+                           np.zeros(4, dtype=np.uint32)])
+
+
+def keystream(seed: bytes, label: bytes, nbytes: int) -> bytes:
+    """``nbytes`` of the ChaCha20 keystream (nonce 0, counter from 0) keyed by
+    SHAKE-256(seed || label)."""
+    buf = np.empty((16, -(-nbytes // 64)), dtype=np.uint32)
+    _numba_sampling.keystream_kernel(_chacha_state(seed, label), buf)
+    return buf.T.astype("<u4").tobytes()[:nbytes]
 
 
 def uniform_poly(seed: bytes, label: bytes, primes, n: int, batch: int = 0) -> np.ndarray:
-    """A uniform RNS polynomial (limbs, n); ``batch`` > 0 gives (batch, limbs, n)."""
-    rows = range(max(batch, 1))
-    data = np.stack([np.stack([uniform_mod(seed, label + b"/%d/%d" % (b, q), q, n)
-                               for q in primes]) for b in rows])
+    """A uniform RNS polynomial (limbs, n); ``batch`` > 0 gives (batch, limbs, n).
+
+    Row (b, q) is the ChaCha20 keystream (RFC 8439, nonce 0) keyed by SHAKE-256(seed ||
+    label/b/q), read as little-endian 64-bit words x, keeping x < floor(2^64/q)*q, mod q.
+    """
+    primes = [int(q) for q in primes]
+    rows = [(b, q) for b in range(max(batch, 1)) for q in primes]
+    inits = np.stack([_chacha_state(seed, label + b"/%d/%d" % (b, q)) for b, q in rows]) \
+        if rows else np.zeros((0, 16), dtype=np.uint32)
+    qs = np.array([q for _, q in rows], dtype=np.uint64)
+    ratios = np.array([(1 << 64) // q for _, q in rows], dtype=np.uint64)
+    limits = np.array([((1 << 64) // q) * q - 1 for _, q in rows], dtype=np.uint64)
+    out = np.empty((len(rows), n), dtype=np.uint64)
+    _numba_sampling.uniform_kernel(inits, qs, limits, ratios, out)
+    data = out.reshape(max(batch, 1), len(primes), n)
     return data if batch else data[0]
 
 
 class Sampler:
-    """A CSPRNG stream: SHAKE-256 keyed by a 32-byte seed (OS entropy when None)."""
+    """A CSPRNG stream: ChaCha20 keystreams keyed from a 32-byte seed (OS entropy when None)."""
 
     def __init__(self, seed: bytes | None = None):
         if seed is None:
@@ -68,7 +84,7 @@ class Sampler:
 
     def _bytes(self, nbytes: int) -> bytes:
         self._counter += 1
-        return xof(self._key, b"stream%d" % self._counter, nbytes)
+        return keystream(self._key, b"stream%d" % self._counter, nbytes)
 
     def seed(self) -> bytes:
         """A fresh 32-byte seed for expanding a public uniform component."""
@@ -94,5 +110,11 @@ class Sampler:
 
 def to_rns(x: np.ndarray, primes) -> np.ndarray:
     """Small signed integers (..., n) as residues (..., limbs, n) uint64."""
-    q = np.array(primes, dtype=np.int64).reshape(-1, 1)
-    return (np.asarray(x, dtype=np.int64)[..., None, :] % q).astype(np.uint64)
+    x = np.ascontiguousarray(x, dtype=np.int64)
+    q = np.array(primes, dtype=np.uint64)
+    if x.ndim == 0 or not len(q) or (x.size and int(np.abs(x).max()) >= int(q.min())):
+        return (x[..., None, :] % q.astype(np.int64).reshape(-1, 1)).astype(np.uint64)
+    out = np.empty(x.shape[:-1] + (len(q), x.shape[-1]), dtype=np.uint64)
+    _numba_sampling.small_to_rns_kernel(x.reshape(-1, x.shape[-1]),
+                                        q, out.reshape(-1, len(q), x.shape[-1]))
+    return out
