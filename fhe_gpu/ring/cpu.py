@@ -151,19 +151,6 @@ def _mod_down_plan(q_basis: tables.Basis, p_basis: tables.Basis) -> dict:
     return plan
 
 
-def _key_index(basis: tables.Basis, key_basis: tables.Basis) -> np.ndarray:
-    """Limb index in key_basis of every prime of basis (cached)."""
-    plans = _consts(basis).plans
-    key = ("key", key_basis)
-    if key not in plans:
-        pos = {p: i for i, p in enumerate(key_basis.primes)}
-        missing = [p for p in basis.primes if p not in pos]
-        if missing:
-            raise ValueError(f"key basis {key_basis} lacks primes {missing} of {basis}")
-        plans[key] = np.array([pos[p] for p in basis.primes], dtype=np.int64)
-    return plans[key]
-
-
 _NO_PERM = np.zeros(0, dtype=np.int64)
 
 
@@ -375,7 +362,7 @@ class CpuBackend(RingBackend):
             raise ValueError(f"key of shape {key.shape} does not fit ext of shape {ext.shape}")
         if d > _MAX_TERMS:
             raise ValueError(f"{d} digits exceed the {_MAX_TERMS} of one 128-bit sum")
-        kidx = _key_index(basis, key_basis)
+        kidx = tables.key_limb_index(basis, key_basis)
         shape = ext.shape[:-3] + (2,) + ext.shape[-2:]
         res, copy_to = _target(out, shape, [ext, key])
         u = basis.universe

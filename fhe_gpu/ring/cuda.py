@@ -350,11 +350,7 @@ class CudaBackend(RingBackend):
         cache = self._cache(basis)
         key = ("key", key_basis)
         if key not in cache:
-            pos = {p: i for i, p in enumerate(key_basis.primes)}
-            missing = [p for p in basis.primes if p not in pos]
-            if missing:
-                raise ValueError(f"key basis {key_basis} lacks primes {missing} of {basis}")
-            cache[key] = self._rt.asarray(np.array([pos[p] for p in basis.primes], np.int64))
+            cache[key] = self._rt.asarray(tables.key_limb_index(basis, key_basis))
         return cache[key]
 
     def key_switch_inner(self, ext, key, basis, key_basis, out=None):

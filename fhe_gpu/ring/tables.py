@@ -115,6 +115,16 @@ def base_conv(src: Basis, dst: Basis) -> BaseConv:
     return BaseConv(src, dst)
 
 
+@lru_cache(maxsize=1024)
+def key_limb_index(basis: Basis, key_basis: Basis) -> np.ndarray:
+    """Row in ``key_basis`` of every prime of ``basis`` (int64), for key_switch_inner."""
+    pos = {p: i for i, p in enumerate(key_basis.primes)}
+    missing = [p for p in basis.primes if p not in pos]
+    if missing:
+        raise ValueError(f"key basis {key_basis} lacks primes {missing} of {basis}")
+    return np.array([pos[p] for p in basis.primes], dtype=np.int64)
+
+
 def digit_ranges(level_limbs: int, alpha: int) -> list[tuple[int, int]]:
     """[start, stop) limb ranges of the key-switching digits (see reference.digits)."""
     return [(s, min(s + alpha, level_limbs)) for s in range(0, level_limbs, alpha)]
