@@ -1,6 +1,6 @@
 """Batched vs one-at-a-time: time of one batch-16 call / time of 16 batch-1 calls.
 
-    python bench/batch_ratio.py [--preset N14] [--backend cpu]
+    python bench/batch_ratio.py [--preset N14 | --log-n 11] [--backend cpu]
 
 Shows that encode, encrypt, decrypt and every Evaluator op run one kernel launch per
 verb per batch (no Python loop over limbs, coefficients or ciphertexts).
@@ -54,9 +54,17 @@ def _ops(ctx, kg, evk):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--preset", default="N14")
+    ap.add_argument("--log-n", type=int, default=None,
+                    help="small insecure ring instead of a preset: Q=[50,30,30,30], P=[60]")
     ap.add_argument("--backend", default="cpu")
     args = ap.parse_args(argv)
-    ctx = fg.Context(fg.Parameters.preset(args.preset), backend=args.backend)
+    if args.log_n is None:
+        params = fg.Parameters.preset(args.preset)
+    else:
+        params = fg.Parameters(log_n=args.log_n, q_bits=[50, 30, 30, 30], p_bits=[60],
+                               scale_bits=30, security=None)
+        args.preset = f"N=2^{args.log_n}"
+    ctx = fg.Context(params, backend=args.backend)
     kg = fg.KeyGenerator(ctx)
     ops, prepare = _ops(ctx, kg, kg.evaluation_keys(rotations=[1]))
     batched, single = prepare(BATCH), prepare(1)
