@@ -223,22 +223,7 @@ def _finish(res: np.ndarray, copy_to):
 
 def _broadcast4(arrays, basis: tables.Basis):
     """Operands as 4-D views (A0, A1, L, n) with A_k in {1, O_k}, and the result shape."""
-    arrays = [_check(x, basis) for x in arrays]
-    lead = np.broadcast_shapes(*(x.shape[:-2] for x in arrays))
-    pads = [(1,) * (len(lead) - x.ndim + 2) + x.shape[:-2] for x in arrays]
-    groups: list[list] = []
-    for k, size in enumerate(lead):
-        if size == 1:
-            continue
-        full = tuple(p[k] != 1 for p in pads)
-        if groups and groups[-1][0] == full:
-            groups[-1][1] *= size
-        else:
-            groups.append([full, size])
-    if len(groups) > 2:
-        arrays = [np.ascontiguousarray(np.broadcast_to(x, lead + x.shape[-2:])) for x in arrays]
-        groups = [[(True,) * len(arrays), math.prod(lead)]]
-    groups = [[(False,) * len(arrays), 1]] * (2 - len(groups)) + groups
+    arrays, lead, groups = tables.broadcast_groups(np, [_check(x, basis) for x in arrays])
     views = [x.reshape(tuple(g[1] if g[0][i] else 1 for g in groups) + x.shape[-2:])
              for i, x in enumerate(arrays)]
     return views, lead + (len(basis), basis.n), (groups[0][1], groups[1][1])

@@ -172,22 +172,8 @@ class CudaBackend(RingBackend):
 
     def _broadcast(self, arrays, basis: tables.Basis):
         """Operands on an (o0, o1) grid of rows: (arrays, shape, o0, o1, row strides)."""
-        arrays = [self._check(x, basis) for x in arrays]
-        lead = tuple(np.broadcast_shapes(*(x.shape[:-2] for x in arrays)))
-        pads = [(1,) * (len(lead) - x.ndim + 2) + x.shape[:-2] for x in arrays]
-        groups: list[list] = []  # [which operands are full along it, size]
-        for k, size in enumerate(lead):
-            if size != 1:
-                full = tuple(p[k] != 1 for p in pads)
-                if groups and groups[-1][0] == full:
-                    groups[-1][1] *= size
-                else:
-                    groups.append([full, size])
-        if len(groups) > 2:
-            arrays = [self.xp.ascontiguousarray(self.xp.broadcast_to(x, lead + x.shape[-2:]))
-                      for x in arrays]
-            groups = [[(True,) * len(arrays), math.prod(lead)]]
-        groups = [[(False,) * len(arrays), 1]] * (2 - len(groups)) + groups
+        arrays, lead, groups = tables.broadcast_groups(
+            self.xp, [self._check(x, basis) for x in arrays])
         (f0, o0), (f1, o1) = groups
         strides = []
         for i in range(len(arrays)):

@@ -125,6 +125,32 @@ def key_limb_index(basis: Basis, key_basis: Basis) -> np.ndarray:
     return np.array([pos[p] for p in basis.primes], dtype=np.int64)
 
 
+def broadcast_groups(xp, arrays):
+    """Leading axes of broadcasting operands (..., L, n) merged into two row axes.
+
+    Returns (arrays, lead, groups): ``lead`` is the broadcast leading shape and
+    ``groups = [(full0, o0), (full1, o1)]`` where ``o_k`` is the size of merged axis k and
+    ``full_k[i]`` tells whether operand i runs along it (else it repeats). Operands whose
+    pattern needs more than two merged axes are materialised at the full shape.
+    """
+    lead = tuple(np.broadcast_shapes(*(x.shape[:-2] for x in arrays)))
+    pads = [(1,) * (len(lead) - x.ndim + 2) + x.shape[:-2] for x in arrays]
+    groups: list[list] = []
+    for k, size in enumerate(lead):
+        if size == 1:
+            continue
+        full = tuple(p[k] != 1 for p in pads)
+        if groups and groups[-1][0] == full:
+            groups[-1][1] *= size
+        else:
+            groups.append([full, size])
+    if len(groups) > 2:
+        arrays = [xp.ascontiguousarray(xp.broadcast_to(x, lead + x.shape[-2:])) for x in arrays]
+        groups = [[(True,) * len(arrays), int(np.prod(lead))]]
+    groups = [[(False,) * len(arrays), 1]] * (2 - len(groups)) + groups
+    return arrays, lead, [tuple(g) for g in groups]
+
+
 def digit_ranges(level_limbs: int, alpha: int) -> list[tuple[int, int]]:
     """[start, stop) limb ranges of the key-switching digits (see reference.digits)."""
     return [(s, min(s + alpha, level_limbs)) for s in range(0, level_limbs, alpha)]
