@@ -84,6 +84,19 @@ class RingBackend:
         raise NotImplementedError
 
 
+def key_digits(ext, key, max_terms: int) -> int:
+    """Digits of a key_switch_inner call: ext (..., d, m, n) against key (d_key >= d, 2, ., n).
+
+    Raises ValueError for shapes that do not fit or more digits than one 128-bit sum holds.
+    """
+    d = ext.shape[-3] if ext.ndim >= 3 else 0
+    if key.ndim != 4 or key.shape[1] != 2 or key.shape[0] < d or d == 0:
+        raise ValueError(f"key of shape {key.shape} does not fit ext of shape {ext.shape}")
+    if d > max_terms:
+        raise ValueError(f"{d} digits exceed the {max_terms} of one 128-bit sum")
+    return d
+
+
 _INSTANCES: dict[str, RingBackend] = {}
 
 

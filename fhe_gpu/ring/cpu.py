@@ -16,7 +16,7 @@ import numpy as np
 from . import _numba_kernels as K
 from . import tables
 from ._numba_arith import barrett_ratio, shoup, wide_consts, wide_ok
-from .backend import RingBackend
+from .backend import RingBackend, key_digits
 
 _U64 = np.uint64
 _MAX_TERMS = 64  # products < 2^122 summed in 128 bits
@@ -342,11 +342,7 @@ class CpuBackend(RingBackend):
         """The key inner product; with ``galois_elt``, of automorphism(ext, galois_elt)."""
         ext = _check(ext, basis, "ext")
         key = _check(key, key_basis, "key")
-        d = ext.shape[-3] if ext.ndim >= 3 else 0
-        if key.ndim != 4 or key.shape[1] != 2 or key.shape[0] < d or d == 0:
-            raise ValueError(f"key of shape {key.shape} does not fit ext of shape {ext.shape}")
-        if d > _MAX_TERMS:
-            raise ValueError(f"{d} digits exceed the {_MAX_TERMS} of one 128-bit sum")
+        d = key_digits(ext, key, _MAX_TERMS)
         kidx = tables.key_limb_index(basis, key_basis)
         shape = ext.shape[:-3] + (2,) + ext.shape[-2:]
         res, copy_to = _target(out, shape, [ext, key])

@@ -26,7 +26,7 @@ import numpy as np
 
 from . import tables
 from ._cuda_loader import CupyRuntime, EmulatorRuntime
-from .backend import RingBackend
+from .backend import RingBackend, key_digits
 
 _U64 = np.uint64
 _MAX_TERMS = 64  # products < 2^122 summed exactly in 128 bits
@@ -342,11 +342,7 @@ class CudaBackend(RingBackend):
     def key_switch_inner(self, ext, key, basis, key_basis, out=None):
         ext = self._check(ext, basis, "ext")
         key = self._check(key, key_basis, "key")
-        d = ext.shape[-3] if ext.ndim >= 3 else 0
-        if key.ndim != 4 or key.shape[1] != 2 or key.shape[0] < d or d == 0:
-            raise ValueError(f"key of shape {key.shape} does not fit ext of shape {ext.shape}")
-        if d > _MAX_TERMS:
-            raise ValueError(f"{d} digits exceed the {_MAX_TERMS} of one 128-bit sum")
+        d = key_digits(ext, key, _MAX_TERMS)
         kpos = self._key_pos(basis, key_basis)
         res, copy_to = self._target(out, ext.shape[:-3] + (2,) + ext.shape[-2:], [ext, key])
         t = self._tables(basis.universe)
