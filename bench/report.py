@@ -76,20 +76,48 @@ def time_table(data: dict) -> list[str]:
     return lines
 
 
-def _fmt_precision(entry: dict) -> str:
-    worst = entry.get("precision_bits_min")
-    median = f"{entry['precision_bits']:.1f}"
-    return median if worst is None else f"{median} ({worst:.1f})"
+def _pooled(data: dict, logn: str, lib: str, key: str) -> list[float]:
+    """Per-trial precision of one library at one N, pooled over the runs (their keys
+    differ, their thread counts do not change the arithmetic)."""
+    return [v for run in data["runs"]
+            for v in run["results"].get(logn, {}).get(lib, {}).get("precision", {}).get(key, [])]
+
+
+def _mean_se(values: list[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, math.nan
+    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+    return mean, math.sqrt(var / len(values))
 
 
 def precision_table(data: dict) -> list[str]:
+    """Rows N; per library the mean ± standard error of the max-error bits (worst trial)
+    and the mean RMS-error bits; then fhe_gpu − peer with a 95% interval."""
     libs = _libs_present(data)
-    lines = ["| threads | N | " + " | ".join(libs) + " |", "|---|---|" + "---:|" * len(libs)]
-    for run in data["runs"]:
-        for logn in _sizes(data):
-            res = run["results"].get(logn, {})
-            cells = [_fmt_precision(res[lib]) if lib in res else "–" for lib in libs]
-            lines.append(f"| {run['threads']} | 2^{logn} | " + " | ".join(cells) + " |")
+    peers = [p for p in PEERS if p in libs and OURS in libs]
+    head = ["N", "trials"] + [f"{lib} max (worst) · rms" for lib in libs]
+    head += [f"{OURS} − {p}: max · rms" for p in peers]
+    lines = ["| " + " | ".join(head) + " |", "|---|---:|" + "---:|" * (len(head) - 2)]
+    for logn in _sizes(data):
+        stats, cells = {}, []
+        for lib in libs:
+            mx, rms = _pooled(data, logn, lib, "max_bits"), _pooled(data, logn, lib, "rms_bits")
+            if not mx:
+                cells.append("–")
+                continue
+            stats[lib] = (_mean_se(mx), _mean_se(rms))
+            (m, se), (r, _) = stats[lib]
+            cells.append(f"{m:.2f} ± {se:.2f} ({min(mx):.2f}) · {r:.3f}")
+        for p in peers:
+            if OURS not in stats or p not in stats:
+                cells.append("–")
+                continue
+            diffs = [stats[OURS][k][0] - stats[p][k][0] for k in (0, 1)]
+            half = [1.96 * math.hypot(stats[OURS][k][1], stats[p][k][1]) for k in (0, 1)]
+            cells.append(f"{diffs[0]:+.2f} ± {half[0]:.2f} · {diffs[1]:+.3f} ± {half[1]:.3f}")
+        trials = len(_pooled(data, logn, OURS if OURS in libs else libs[0], "max_bits"))
+        lines.append(f"| 2^{logn} | {trials} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -126,9 +154,13 @@ def markdown(data: dict) -> str:
         "decrypts (an IND-CPA^D countermeasure), which lowers its precision.", "",
         _library_line(data), ""]
     parts += time_table(data) + [""]
-    trials = meta.get("precision_trials", 1)
-    parts += [f"**Precision** (bits, −log2 max abs error over the slots after mul + "
-              f"relinearize + rescale; median (worst) of {trials} fresh encryptions)", ""]
+    runs = len(data["runs"])
+    parts += [f"**Precision** after mul + relinearize + rescale, in bits: −log2 of the max abs "
+              f"error over the slots, mean ± standard error over {meta['precision_trials']} "
+              f"fresh encryptions in each of {runs} run(s) (each run has its own keys; the "
+              f"worst trial in brackets), and −log2 of the RMS error, mean over the same "
+              f"trials. The last columns are the differences with a 95% interval: positive "
+              f"means fhe_gpu is more precise.", ""]
     parts += precision_table(data) + [""]
     return "\n".join(parts)
 

@@ -3,13 +3,33 @@
 Public-key encryption works over Q u P and divides by P (ModDown), so the fresh noise is
 (u*e + e0 + e1*s)/P plus a rounding term, as in SEAL. Symmetric encryption is
 (-a*s + e + m, a) over Q_level with ``a`` expanded from a 32-byte seed.
+
+The errors e0, e1 of the public-key encryption vanish in the division by P: with
+|e| <= TAIL, round((c + e)/P) differs from round(c/P) only where [c]_P lies within TAIL of
+the rounding boundary +-P/2, probability (2*TAIL + 1)/P per coefficient for c = u*pk (which
+is pseudorandom under RLWE). Where that bound, over the 2N coefficients of a ciphertext,
+is at most 2^-STATISTICAL_BITS, sampling them and transforming them over all of Q u P
+(a third of the work) is skipped: the ciphertexts are those with the errors added, up to
+that statistical distance.
 """
 from __future__ import annotations
+
+import math
 
 from ..errors import ParameterError
 from .keys import PublicKey, SecretKey
 from .objects import Ciphertext, Plaintext
-from .sampling import Sampler, to_rns, uniform_poly
+from .sampling import TAIL, Sampler, to_rns, uniform_poly
+
+#: statistical distance, in bits, below which the errors of public-key encryption are skipped
+STATISTICAL_BITS = 80
+
+
+def errors_vanish_bits(n: int, p_primes) -> float:
+    """log2 of the bound on Pr[round((u*pk + e)/P) != round(u*pk/P)] for one ciphertext of
+    ring degree ``n``: 2n coefficients, each within TAIL of the boundary with probability
+    (2*TAIL + 1)/P."""
+    return math.log2(2 * n * (2 * TAIL + 1)) - sum(math.log2(int(p)) for p in p_primes)
 
 
 def _check_plaintext(context, pt):
@@ -28,6 +48,8 @@ class Encryptor:
         self.context = context
         self.key = context.check(key, "key")
         self._sampler = Sampler(seed)
+        self._add_errors = errors_vanish_bits(context.n, context.p_basis.primes) \
+            > -STATISTICAL_BITS
 
     def encrypt(self, pt: Plaintext) -> Ciphertext:
         """A ciphertext of ``pt`` at the plaintext's level and scale, same batch."""
@@ -42,8 +64,13 @@ class Encryptor:
         qp, q = ctx.qp_basis(level), ctx.q_basis(level)
         pk = self.key.data[:, ctx.qp_rows(level)]
         u = be.ntt(be.to_device(to_rns(self._sampler.ternary((batch, ctx.n)), qp.primes)), qp)
-        e = be.ntt(be.to_device(to_rns(self._sampler.gaussian((batch, 2, ctx.n)), qp.primes)), qp)
-        c = be.mod_down(be.mul_add(u[:, None], pk[None], e, qp), q, ctx.p_basis)
+        if self._add_errors:
+            e = be.ntt(be.to_device(to_rns(self._sampler.gaussian((batch, 2, ctx.n)),
+                                           qp.primes)), qp)
+            c = be.mul_add(u[:, None], pk[None], e, qp)
+        else:
+            c = be.mul(u[:, None], pk[None], qp)
+        c = be.mod_down(c, q, ctx.p_basis)
         c0 = be.add(c[:, 0], pt.data, q)
         return Ciphertext(be.xp.stack([c0, c[:, 1]], axis=1), level, pt.scale, ctx)
 
