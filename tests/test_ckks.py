@@ -9,7 +9,8 @@ import pytest
 
 import fhe_gpu as fg
 from conftest import BACKENDS, backend_for
-from fhe_gpu.rlwe.encryptor import STATISTICAL_BITS, errors_vanish_bits
+from fhe_gpu.rlwe.encryptor import (STATISTICAL_BITS, encryption_special_primes,
+                                    errors_vanish_bits)
 
 
 def fresh_bound(p):
@@ -166,28 +167,34 @@ def test_evaluator_holds_no_secret(world):
     assert not any(isinstance(v, fg.SecretKey) for v in held)
 
 
+@pytest.mark.parametrize("p_bits", [[60, 60], [60, 60, 60]])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_public_key_errors_vanish_in_the_division_by_p(backend):
-    """With P = 2 x 60 bits the Gaussian errors of public-key encryption are skipped; the
-    ciphertexts equal, bit for bit, those with the errors added (they could differ only
-    with probability below 2^-80)."""
+def test_public_key_errors_vanish_in_the_division_by_p(backend, p_bits):
+    """With 2 x 60 special bits the Gaussian errors of public-key encryption are skipped
+    and a third special prime goes unused; the ciphertexts equal, bit for bit, those with
+    the errors added (they could differ only with probability below 2^-80)."""
     params = fg.Parameters(log_n=5 if backend == "reference" else 10, q_bits=[50, 30, 30],
-                           p_bits=[60, 60], scale_bits=30, security=None)
+                           p_bits=p_bits, scale_bits=30, security=None)
     ctx = fg.Context(params, backend=backend_for(backend))
     kg = fg.KeyGenerator(ctx, seed=b"\x02" * 32)
     pk = kg.public_key()
     pt = fg.Encoder(ctx).encode(np.random.default_rng(3).uniform(-1, 1, (2, params.slots)))
     fast, full = (fg.Encryptor(ctx, pk, seed=b"\x03" * 32) for _ in range(2))
-    assert not fast._add_errors and not full._add_errors
+    assert fast._p_count == 2 and not fast._add_errors
     full._add_errors = True
     a, b = fast.encrypt(pt), full.encrypt(pt)
     be = ctx.backend
     assert np.array_equal(be.to_host(a.data), be.to_host(b.data))
-    got = fg.Encoder(ctx).decode(fg.Decryptor(ctx, kg.secret_key).decrypt(a))
-    assert bits(fg.Encoder(ctx).decode(pt), got) > fresh_bound(params)
+    dec, encoder = fg.Decryptor(ctx, kg.secret_key), fg.Encoder(ctx)
+    want = encoder.decode(pt)
+    assert bits(want, encoder.decode(dec.decrypt(a))) > fresh_bound(params)
+    low = fast.encrypt(encoder.encode(want, level=1))
+    assert bits(want, encoder.decode(dec.decrypt(low))) > fresh_bound(params)
 
 
 def test_public_key_errors_are_kept_when_p_is_small():
+    assert encryption_special_primes(1 << 13, [(1 << 60) - 1]) == 1
+    assert encryption_special_primes(1 << 16, [(1 << 60) - 1] * 8) == 2
     assert errors_vanish_bits(1 << 13, [(1 << 60) - 1]) > -STATISTICAL_BITS
     assert errors_vanish_bits(1 << 10, [(1 << 60) - 1]) > -STATISTICAL_BITS
     assert errors_vanish_bits(1 << 14, [(1 << 60) - 1] * 2) < -99
