@@ -52,9 +52,11 @@ class Context:
         """The basis q_0..q_level, p_0..p_{K-1}."""
         return self.q_basis(level) + self.p_basis
 
-    def qp_rows(self, level: int) -> np.ndarray:
-        """Row indices of qp_basis(level) in arrays over the full Q u P basis."""
-        return _qp_rows(len(self.q_primes), len(self.p_primes), level)
+    def qp_rows(self, level: int, special: int | None = None) -> np.ndarray:
+        """Row indices of q_0..q_level and the first ``special`` special primes (all of
+        them by default: qp_basis(level)) in arrays over the full Q u P basis."""
+        k = len(self.p_primes) if special is None else special
+        return _qp_rows(len(self.q_primes), k, level)
 
     def galois_element(self, steps: int) -> int:
         """The Galois element 5^steps mod 2n of a rotation by ``steps`` slots."""

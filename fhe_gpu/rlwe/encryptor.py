@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from ..errors import ParameterError
 from .keys import PublicKey, SecretKey
 from .objects import Ciphertext, Plaintext
@@ -96,8 +94,7 @@ class Encryptor:
         """The public key over q_0..q_level and the special primes in use, contiguous
         (kept for the last level asked: the copy costs as much as a pointwise product)."""
         if self._pk_rows[0] != level:
-            nq, k = len(self.context.q_primes), self._p_count
-            rows = np.r_[0:level + 1, nq:nq + k]
+            rows = self.context.qp_rows(level, self._p_count)
             self._pk_rows = (level, self.context.backend.xp.ascontiguousarray(
                 self.key.data[:, rows]))
         return self._pk_rows[1]
