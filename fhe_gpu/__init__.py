@@ -7,11 +7,13 @@
     ...
 """
 from .ckks import Context, Encoder, Evaluator, Parameters, precision_bits
-from .errors import (BackendUnavailableError, ContextMismatchError, FHEError, KeyMissingError,
-                     LevelError, ParameterError, ScaleMismatchError, SecurityError,
-                     SerializationError)
+from .errors import (BackendUnavailableError, BatchIndexError, ContextMismatchError,
+                     EngineOverloadedError, FHEError, KeyMismatchError, KeyMissingError,
+                     LevelError, ModulusOverflowError, ParameterError, ResourceError,
+                     ScaleMismatchError, SecurityError, SerializationError)
 from .rlwe import (Ciphertext, Decryptor, Encryptor, EvaluationKeys, KeyGenerator, Plaintext,
                    PublicKey, SecretKey)
+from .ring.threads import get_num_threads, set_num_threads
 from . import serialize  # noqa: F401  (registers the wire format: to_bytes/from_bytes)
 
 __version__ = "0.1.0"
@@ -21,4 +23,6 @@ __all__ = [
     "Plaintext", "Ciphertext", "SecretKey", "PublicKey", "EvaluationKeys", "precision_bits",
     "FHEError", "ParameterError", "SecurityError", "ContextMismatchError", "LevelError",
     "ScaleMismatchError", "KeyMissingError", "SerializationError", "BackendUnavailableError",
+    "KeyMismatchError", "ModulusOverflowError", "BatchIndexError", "ResourceError",
+    "EngineOverloadedError", "set_num_threads", "get_num_threads",
 ]

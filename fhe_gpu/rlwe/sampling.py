@@ -15,9 +15,12 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import threading
+import weakref
 
 import numpy as np
 
+from ..errors import ParameterError
 from ..ring import _numba_sampling
 
 SIGMA = 3.19
@@ -74,17 +77,48 @@ def uniform_poly(seed: bytes, label: bytes, primes, n: int, batch: int = 0) -> n
 
 
 class Sampler:
-    """A CSPRNG stream: ChaCha20 keystreams keyed from a 32-byte seed (OS entropy when None)."""
+    """A CSPRNG stream: ChaCha20 keystreams keyed from a 32-byte seed (OS entropy when None).
 
-    def __init__(self, seed: bytes | None = None):
+    ``purpose`` separates the streams of one seed: a KeyGenerator (b"keygen") and an
+    Encryptor (b"encrypt") given the same test seed draw independent streams, so their
+    samples (the secret and the encryption's u) never coincide.
+
+    ``seed`` is for reproducible tests only: a seeded sampler is deterministic, also across
+    ``os.fork()`` (parent and child then draw the same stream). A sampler seeded from OS
+    entropy (``seed=None``) re-keys itself from fresh ``os.urandom`` in the child of every
+    fork, so a forked worker never repeats its parent's (or a sibling's) randomness.
+    Samplers are thread-safe: concurrent draws never share a stream position.
+    """
+
+    def __init__(self, seed: bytes | None = None, purpose: bytes = b""):
+        if seed is not None and (not isinstance(seed, (bytes, bytearray)) or len(seed) < 16):
+            raise ParameterError(f"seed must be bytes of at least 16 bytes (for reproducible "
+                                 f"tests only) or None, got {seed!r:.60}")
+        self._purpose = bytes(purpose)
+        self._lock = threading.Lock()
+        self._rekey(seed)
+        if seed is None:
+            _ENTROPY_SAMPLERS.add(self)
+
+    def _rekey(self, seed: bytes | None) -> None:
+        """Key the stream from ``seed`` (fresh OS entropy when None), counter back to 0."""
         if seed is None:
             seed = os.urandom(SEED_BYTES)
-        self._key = hashlib.sha3_256(b"fhe_gpu sampler|" + bytes(seed)).digest()
+        self._key = hashlib.sha3_256(b"fhe_gpu sampler|" + self._purpose + b"|"
+                                     + bytes(seed)).digest()
         self._counter = 0
 
+    def _after_fork_in_child(self) -> None:
+        """Fresh OS entropy in a forked child; a new lock (the parent's may have been held
+        by a thread that does not exist in the child)."""
+        self._lock = threading.Lock()
+        self._rekey(None)
+
     def _bytes(self, nbytes: int) -> bytes:
-        self._counter += 1
-        return keystream(self._key, b"stream%d" % self._counter, nbytes)
+        with self._lock:
+            self._counter += 1
+            key, counter = self._key, self._counter
+        return keystream(key, b"stream%d" % counter, nbytes)
 
     def seed(self) -> bytes:
         """A fresh 32-byte seed for expanding a public uniform component."""
@@ -106,6 +140,19 @@ class Sampler:
         u = (words >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
         idx = np.minimum(np.searchsorted(_CDF, u, side="right"), 2 * TAIL)
         return (idx.astype(np.int64) - TAIL).reshape(shape)
+
+
+#: samplers keyed from OS entropy, re-keyed in the child of every fork
+_ENTROPY_SAMPLERS: "weakref.WeakSet[Sampler]" = weakref.WeakSet()
+
+
+def _rekey_after_fork() -> None:
+    for sampler in list(_ENTROPY_SAMPLERS):
+        sampler._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_rekey_after_fork)
 
 
 def to_rns(x: np.ndarray, primes) -> np.ndarray:
