@@ -3,13 +3,12 @@
 Wrappers here only validate shapes, make operands C-contiguous ``uint64`` (so each kernel
 compiles once), reshape the batch axes flat and fetch the per-basis constants. Constants
 derived from the tables (Barrett ratios, INTT constants with factors folded in, base
-conversion matrices) are computed once and cached per PrimeSet / Basis.
+conversion matrices) are computed once and cached on the PrimeSet / Basis itself
+(``cache[_KEY]``), so they are freed with the parameter set (see tables).
 """
 from __future__ import annotations
 
-import functools
 import math
-import weakref
 
 import numpy as np
 
@@ -24,29 +23,37 @@ _CONV_BLOCK = 1024  # coefficients per base-conversion work item: alpha * 8 KiB 
 
 # ----------------------------------------------------------------------------- constants
 
-_PRIME_CONSTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_RED_CONSTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_BASIS_CONSTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_KEY = "cpu"  # this backend's entry in PrimeSet.cache / Basis.cache (constants are host
+#              arrays, the same for every CpuBackend instance)
+
+
+class _PrimeConsts:
+    """Per-PrimeSet constants: Barrett ratios and reduce_wide constants of every prime."""
+
+    def __init__(self, universe: tables.PrimeSet):
+        rows = [barrett_ratio(q) + wide_consts(q) for q in universe.primes]
+        #: (U, 4): Barrett ratio floor(2^128/q) (hi, lo), reduce_wide (mu, sh)
+        self.red = np.array(rows, dtype=_U64).reshape(-1, 4)
+        self.ratio_hi = self.red[:, 0].copy()
+        self.ratio_lo = self.red[:, 1].copy()
+
+
+def _universe_consts(universe: tables.PrimeSet) -> _PrimeConsts:
+    got = universe.cache.get(_KEY)
+    if got is None:
+        got = universe.cache.setdefault(_KEY, _PrimeConsts(universe))
+    return got
 
 
 def _prime_consts(universe: tables.PrimeSet) -> tuple[np.ndarray, np.ndarray]:
     """Barrett ratios floor(2^128/q) (hi, lo) for every prime of the universe, (U,) each."""
-    got = _PRIME_CONSTS.get(universe)
-    if got is None:
-        words = [barrett_ratio(q) for q in universe.primes]
-        got = (np.array([w[0] for w in words], dtype=_U64),
-               np.array([w[1] for w in words], dtype=_U64))
-        _PRIME_CONSTS[universe] = got
-    return got
+    got = _universe_consts(universe)
+    return got.ratio_hi, got.ratio_lo
 
 
 def _red_consts(universe: tables.PrimeSet) -> np.ndarray:
     """(U, 4) per-prime reduction constants: Barrett ratio (hi, lo), reduce_wide (mu, sh)."""
-    got = _RED_CONSTS.get(universe)
-    if got is None:
-        rows = [barrett_ratio(q) + wide_consts(q) for q in universe.primes]
-        got = _RED_CONSTS[universe] = np.array(rows, dtype=_U64).reshape(-1, 4)
-    return got
+    return _universe_consts(universe).red
 
 
 def _conv_fast(src_bounds, hmod: np.ndarray, dst_primes) -> bool:
@@ -83,9 +90,9 @@ class _BasisConsts:
 
 
 def _consts(basis: tables.Basis) -> _BasisConsts:
-    got = _BASIS_CONSTS.get(basis)
+    got = basis.cache.get(_KEY)
     if got is None:
-        got = _BASIS_CONSTS[basis] = _BasisConsts(basis)
+        got = basis.cache.setdefault(_KEY, _BasisConsts(basis))
     return got
 
 
@@ -152,14 +159,6 @@ def _mod_down_plan(q_basis: tables.Basis, p_basis: tables.Basis) -> dict:
 
 
 _NO_PERM = np.zeros(0, dtype=np.int64)
-
-
-@functools.lru_cache(maxsize=64)
-def _galois_perm(galois_elt: int, n: int) -> np.ndarray:
-    """tables.galois_permutation, cached (read-only)."""
-    perm = tables.galois_permutation(galois_elt, n)
-    perm.flags.writeable = False
-    return perm
 
 
 # ----------------------------------------------------------------------------- arrays
@@ -299,17 +298,17 @@ class CpuBackend(RingBackend):
         return _finish(res, copy_to)
 
     @staticmethod
-    def _perm(galois_elt, n: int) -> np.ndarray:
-        """The slot permutation of a Galois element ((0,) for None)."""
+    def _perm(galois_elt, basis: tables.Basis) -> np.ndarray:
+        """The slot permutation of a Galois element ((0,) for None), cached on the PrimeSet."""
         if galois_elt is None:
             return _NO_PERM
         if int(galois_elt) % 2 == 0:
             raise ValueError(f"galois element {galois_elt} is not odd (not a unit mod 2n)")
-        return _galois_perm(int(galois_elt) % (2 * n), n)
+        return basis.universe.galois_permutation(galois_elt)
 
     def automorphism(self, a, galois_elt, basis, out=None):
         a = _check(a, basis)
-        perm = self._perm(galois_elt, basis.n)
+        perm = self._perm(galois_elt, basis)
         res, copy_to = _target(out, a.shape, [a])
         K.permute_kernel(_flat(a, 1), _flat(res, 1), perm)
         return _finish(res, copy_to)
@@ -349,7 +348,7 @@ class CpuBackend(RingBackend):
         u = basis.universe
         fast = all(wide_ok(d * (q - 1) ** 2 + 1, q) for q in basis.primes)
         K.key_switch_kernel(_flat(ext, 3), key, _flat(res, 3), kidx, basis.idx_arr, u.q,
-                            _red_consts(u), fast, self._perm(galois_elt, basis.n))
+                            _red_consts(u), fast, self._perm(galois_elt, basis))
         return _finish(res, copy_to)
 
     def mod_down(self, a, q_basis, p_basis, out=None):

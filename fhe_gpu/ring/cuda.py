@@ -14,13 +14,14 @@ NTT; ModDown is an INTT of the P part, then the exact centered base conversion
 multiplication by P^-1 fused into its last kernel.
 
 Tables (twiddles, Barrett ratios, basis index vectors, base-conversion constants, Galois
-permutations) are uploaded once per PrimeSet / Basis / plan and cached.
+permutations) are uploaded once per PrimeSet / Basis / plan and cached on the PrimeSet /
+Basis itself under this backend instance (``cache[self]``), so device memory is freed with
+the parameter set and the process-wide backend holds no table (see tables).
 """
 from __future__ import annotations
 
 import math
 import os
-import weakref
 
 import numpy as np
 
@@ -57,6 +58,7 @@ class _PrimeTables:
         self.ipsi, self.ipsi_s = rt.asarray(u.ipsi_rev), rt.asarray(u.ipsi_rev_shoup)
         self.ratio_hi = rt.asarray(np.array([r >> 64 for r in ratios], dtype=_U64))
         self.ratio_lo = rt.asarray(np.array([r & (2**64 - 1) for r in ratios], dtype=_U64))
+        self.perms: dict = {}  # Galois element -> device permutation
 
 
 def _intt_post(basis: tables.Basis, extra) -> np.ndarray:
@@ -78,9 +80,6 @@ class CudaBackend(RingBackend):
         self.xp = self._rt.xp
         self.device_name = self._rt.device_name
         self.block_threads = _block_threads(block_threads, self.emulate)
-        self._primes: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-        self._bases: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-        self._perms: dict = {}
 
     def __repr__(self):
         return f"CudaBackend({self.device_name}, block_threads={self.block_threads})"
@@ -96,16 +95,17 @@ class CudaBackend(RingBackend):
         self._rt.synchronize()
 
     def _tables(self, universe) -> _PrimeTables:
-        got = self._primes.get(universe)
+        """Device tables of a PrimeSet, cached on it (freed with it)."""
+        got = universe.cache.get(self)
         if got is None:
-            got = self._primes[universe] = _PrimeTables(self._rt, universe)
+            got = universe.cache.setdefault(self, _PrimeTables(self._rt, universe))
         return got
 
     def _cache(self, basis: tables.Basis) -> dict:
-        """Per-basis cache of device constants and plans."""
-        got = self._bases.get(basis)
+        """Per-basis cache of device constants and plans, kept on the basis (freed with it)."""
+        got = basis.cache.get(self)
         if got is None:
-            got = self._bases[basis] = {}
+            got = basis.cache.setdefault(self, {})
         return got
 
     def _idx(self, basis: tables.Basis):
@@ -284,11 +284,11 @@ class CudaBackend(RingBackend):
         return self._rowwise("ew_mul_scalar", a, basis, out, (self._rt.asarray(consts),), tail)
 
     def automorphism(self, a, galois_elt, basis, out=None):
-        n = basis.n
-        key = (int(galois_elt) % (2 * n), n)
-        perm = self._perms.get(key)
+        perms = self._tables(basis.universe).perms
+        elt = int(galois_elt) % (2 * basis.n)
+        perm = perms.get(elt)
         if perm is None:
-            perm = self._perms[key] = self._rt.asarray(tables.galois_permutation(*key))
+            perm = perms[elt] = self._rt.asarray(basis.universe.galois_permutation(elt))
         return self._rowwise("ew_automorphism", a, basis, out, (perm,), alias=False)
 
     # basis change -----------------------------------------------------------

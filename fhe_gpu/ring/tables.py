@@ -4,14 +4,27 @@ A :class:`PrimeSet` is the ordered list of every prime a parameter set uses (Q t
 with its NTT tables stacked, shape ``(primes, n)``. A :class:`Basis` is a selection of
 those primes by index: the limb axis of an array. Kernels receive the stacked tables and
 the index vector, so a basis at any level costs no table copies.
+
+Cache lifetime: every table derived from a PrimeSet (its bases, base-conversion constants,
+Galois permutations, and the backends' own constants in :attr:`PrimeSet.cache` and
+:attr:`Basis.cache`) is stored on the PrimeSet or on one of its bases, never in a
+process-wide cache that holds it strongly. A PrimeSet is shared while it is alive
+(:func:`prime_set` keeps weak references only), so when the last Context of a parameter
+set and the objects made under it are dropped, all of its tables are freed together.
 """
 from __future__ import annotations
 
-from functools import cached_property, lru_cache
+import threading
+import weakref
+from functools import cached_property
 
 import numpy as np
 
 from . import _core
+
+_PRIME_SETS: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()
+_PERMS: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()
+_LOCK = threading.Lock()
 
 
 class PrimeSet:
@@ -29,15 +42,34 @@ class PrimeSet:
         self.ipsi_rev_shoup = np.stack([r[3] for r in rows])
         self.n_inv = np.array([r[4] for r in rows], dtype=np.uint64)
         self.n_inv_shoup = np.array([r[5] for r in rows], dtype=np.uint64)
+        #: scratch space of the backends (their key -> their derived constants); freed
+        #: with the PrimeSet
+        self.cache: dict = {}
+        self._bases: dict[tuple[int, ...], Basis] = {}
+        self._perms: dict[int, np.ndarray] = {}
 
     def __repr__(self):
         return f"PrimeSet(n={self.n}, primes={len(self.primes)})"
 
+    def galois_permutation(self, galois_elt: int) -> np.ndarray:
+        """:func:`galois_permutation` of ``galois_elt`` mod 2n, cached on this PrimeSet."""
+        elt = int(galois_elt) % (2 * self.n)
+        perm = self._perms.get(elt)
+        if perm is None:
+            perm = self._perms[elt] = galois_permutation(elt, self.n)
+        return perm
 
-@lru_cache(maxsize=32)
+
 def prime_set(n: int, primes: tuple[int, ...]) -> PrimeSet:
-    """The cached PrimeSet of (n, primes)."""
-    return PrimeSet(n, primes)
+    """The PrimeSet of (n, primes): the same object while one is alive, else a new one."""
+    key = (int(n), tuple(int(p) for p in primes))
+    got = _PRIME_SETS.get(key)
+    if got is None:
+        with _LOCK:
+            got = _PRIME_SETS.get(key)
+            if got is None:
+                got = _PRIME_SETS[key] = PrimeSet(*key)
+    return got
 
 
 class Basis:
@@ -50,6 +82,11 @@ class Basis:
         self.n = universe.n
         self.idx_arr = np.array(self.idx, dtype=np.int64)
         self.q = universe.q[self.idx_arr]
+        #: scratch space of the backends (their key -> their derived constants); freed
+        #: with the PrimeSet
+        self.cache: dict = {}
+        self._convs: dict[Basis, BaseConv] = {}
+        self._key_index: dict[Basis, np.ndarray] = {}
 
     def __len__(self):
         return len(self.idx)
@@ -76,10 +113,13 @@ class Basis:
         return out
 
 
-@lru_cache(maxsize=4096)
 def basis(universe: PrimeSet, idx: tuple[int, ...]) -> Basis:
-    """The cached Basis selecting ``idx`` from ``universe``."""
-    return Basis(universe, idx)
+    """The Basis selecting ``idx`` from ``universe`` (one object per idx, cached on it)."""
+    got = universe._bases.get(idx)
+    if got is None:
+        idx = tuple(int(i) for i in idx)
+        got = universe._bases.setdefault(idx, Basis(universe, idx))
+    return got
 
 
 class BaseConv:
@@ -109,20 +149,26 @@ class BaseConv:
             [_core.shoup(v, p) for v, p in zip(inv, dst.primes)], dtype=np.uint64)
 
 
-@lru_cache(maxsize=1024)
 def base_conv(src: Basis, dst: Basis) -> BaseConv:
-    """The cached conversion constants src -> dst."""
-    return BaseConv(src, dst)
+    """The conversion constants src -> dst (cached on ``src``)."""
+    got = src._convs.get(dst)
+    if got is None:
+        got = src._convs.setdefault(dst, BaseConv(src, dst))
+    return got
 
 
-@lru_cache(maxsize=1024)
 def key_limb_index(basis: Basis, key_basis: Basis) -> np.ndarray:
-    """Row in ``key_basis`` of every prime of ``basis`` (int64), for key_switch_inner."""
-    pos = {p: i for i, p in enumerate(key_basis.primes)}
-    missing = [p for p in basis.primes if p not in pos]
-    if missing:
-        raise ValueError(f"key basis {key_basis} lacks primes {missing} of {basis}")
-    return np.array([pos[p] for p in basis.primes], dtype=np.int64)
+    """Row in ``key_basis`` of every prime of ``basis`` (int64), for key_switch_inner
+    (cached on ``basis``; do not modify)."""
+    got = basis._key_index.get(key_basis)
+    if got is None:
+        pos = {p: i for i, p in enumerate(key_basis.primes)}
+        missing = [p for p in basis.primes if p not in pos]
+        if missing:
+            raise ValueError(f"key basis {key_basis} lacks primes {missing} of {basis}")
+        got = np.array([pos[p] for p in basis.primes], dtype=np.int64)
+        got = basis._key_index.setdefault(key_basis, got)
+    return got
 
 
 def broadcast_groups(xp, arrays):
@@ -156,13 +202,24 @@ def digit_ranges(level_limbs: int, alpha: int) -> list[tuple[int, int]]:
     return [(s, min(s + alpha, level_limbs)) for s in range(0, level_limbs, alpha)]
 
 
-@lru_cache(maxsize=256)
 def galois_permutation(galois_elt: int, n: int) -> np.ndarray:
-    """perm (int64, length n) with automorphism(a)[j] = a[perm[j]] (bit-reversed NTT order)."""
-    log_n = n.bit_length() - 1
-    j = np.arange(n, dtype=np.int64)
-    e = (galois_elt * (2 * _bit_reverse(j, log_n) + 1)) % (2 * n)
-    return _bit_reverse((e - 1) // 2, log_n)
+    """perm (int64, length n, read-only) with automorphism(a)[j] = a[perm[j]] (bit-reversed
+    NTT order).
+
+    Shared while some PrimeSet holds it (:meth:`PrimeSet.galois_permutation`, the cached
+    path), recomputed otherwise.
+    """
+    key = (int(galois_elt) % (2 * int(n)), int(n))
+    perm = _PERMS.get(key)
+    if perm is None:
+        elt, n = key
+        log_n = n.bit_length() - 1
+        j = np.arange(n, dtype=np.int64)
+        e = (elt * (2 * _bit_reverse(j, log_n) + 1)) % (2 * n)
+        perm = _bit_reverse((e - 1) // 2, log_n)
+        perm.flags.writeable = False
+        perm = _PERMS.setdefault(key, perm)
+    return perm
 
 
 def _bit_reverse(x: np.ndarray, log_n: int) -> np.ndarray:
