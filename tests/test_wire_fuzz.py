@@ -1,7 +1,9 @@
 """Fuzzing the wire format: mutated valid buffers of every kind (truncated, extended,
-bit-flipped, random headers, huge declared lengths, wrong fingerprints, spliced) raise only
+bit-flipped, random headers, huge declared lengths, wrong fingerprints and key ids, old
+versions, special floats in the scale / noise / bound fields, spliced) raise only
 SerializationError or ContextMismatchError, within a per-case time limit, and never
-allocate more than ``max_bytes`` while decoding (tracemalloc peak).
+allocate more than ``max_bytes`` while decoding (tracemalloc peak). Also the guards of the
+compiled codec itself (bit packing, the output buffer).
 
 CI runs FHE_GPU_FUZZ_COUNT mutations (default 5,000); the slow test runs
 FHE_GPU_FUZZ_LONG_COUNT (default 100,000): ``pytest -m slow tests/test_wire_fuzz.py -s``.
@@ -11,23 +13,32 @@ from __future__ import annotations
 import collections
 import faulthandler
 import logging
+import math
 import os
 import random
+import struct
+import sys
 import time
 import tracemalloc
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import pytest
 
 import fhe_gpu as fg
 from conftest import make_world
+from fhe_gpu.serialize import _codec
+from fhe_gpu.serialize.format import HEADER
 
 COUNT = int(os.environ.get("FHE_GPU_FUZZ_COUNT", "5000"))
 LONG_COUNT = int(os.environ.get("FHE_GPU_FUZZ_LONG_COUNT", "100000"))
 CASE_LIMIT_S = 2.0
 ALLOWED = (fg.SerializationError, fg.ContextMismatchError)
-HEAD = 80       # the region holding the common and per-kind headers
+HEAD = 96       # the region holding the common and per-kind headers
+TENSOR_AT = HEADER.size
+SPECIAL_FLOATS = (math.nan, math.inf, -math.inf, -0.0, -1.0, 0.0, 5e-324, 1e-300, 0.5, 1.0,
+                  2.0 ** 30, 2.0 ** 60, 2.0 ** 200, 1e300, 1.7976931348623157e308)
 
 
 @dataclass
@@ -67,9 +78,10 @@ def corpus():
         "symmetric": sym,
         "product": w.ev.mul(ct, ct, rescale=False),
         "public_key": w.pk,
-        "public_key_full": fg.PublicKey(w.pk.data, ctx),
+        "public_key_full": fg.PublicKey(w.pk.data, ctx, key_id=w.pk.key_id),
         "evaluation_keys": evk,
-        "relin_full": fg.EvaluationKeys(ctx, fg.rlwe.SwitchingKey(evk.relin.data, ctx, None)),
+        "relin_full": fg.EvaluationKeys(ctx, fg.rlwe.SwitchingKey(evk.relin.data, ctx, None),
+                                        key_id=evk.key_id),
     }
     samples = []
     for i, (name, obj) in enumerate(objects.items()):
@@ -124,6 +136,26 @@ def wrong_fingerprint(rng, data, ctx):
     return data[:8] + fpr + data[40:]
 
 
+def wrong_key_id(rng, data, ctx):
+    key_id = bytes(16) if rng.random() < 0.5 else rng.randbytes(16)
+    return data[:40] + key_id + data[56:]
+
+
+def old_version(rng, data, ctx):
+    version = rng.choice((0, 1, 1, 3, 0xFFFF))
+    return data[:4] + version.to_bytes(2, "little") + data[6:rng.choice((8, 40, len(data)))]
+
+
+def float_fields(rng, data, ctx):
+    out = bytearray(data)
+    for _ in range(rng.randint(1, 3)):
+        at = TENSOR_AT + rng.choice((2, 16, 24))         # scale, noise_var, value_bound
+        if at + 8 <= len(out):
+            value = rng.choice(SPECIAL_FLOATS)
+            struct.pack_into("<d", out, at, value)
+    return bytes(out)
+
+
 def splice(rng, data, ctx):
     donor = rng.choice(ctx["samples"]).data
     cut = rng.randint(0, min(HEAD, len(donor)))
@@ -132,7 +164,7 @@ def splice(rng, data, ctx):
 
 def random_bytes(rng, data, ctx):
     body = rng.randbytes(rng.randint(0, 2 * len(data)))
-    return (b"FHEG\x01\x00" + body) if rng.random() < 0.5 else body
+    return (b"FHEG\x02\x00" + body) if rng.random() < 0.5 else body
 
 
 def saturate_coefficients(rng, data, ctx):
@@ -150,7 +182,8 @@ def shift_slice(rng, data, ctx):
 
 
 MUTATORS = [truncate, extend, flip_bits, random_header, huge_field, wrong_fingerprint,
-            splice, random_bytes, saturate_coefficients, shift_slice]
+            wrong_key_id, old_version, float_fields, splice, random_bytes,
+            saturate_coefficients, shift_slice]
 
 
 # ------------------------------------------------------------------ driver
@@ -216,3 +249,77 @@ def test_fuzz_long(corpus):
     print(f"\nwire fuzz (long): {LONG_COUNT} mutations in {time.perf_counter() - start:.1f} s: "
           f"{report}")
     assert sum(report["outcomes"].values()) == LONG_COUNT
+
+
+# ------------------------------------------------------------------ codec
+@pytest.mark.parametrize("n", [1, 3, 4, 64, 1000])
+def test_codec_round_trip_all_widths(n):
+    rng = np.random.default_rng(n)
+    widths = np.arange(1, 65, dtype=np.uint8)
+    masks = np.array([(1 << int(b)) - 1 for b in np.tile(widths, 2)], dtype=np.uint64)
+    rows = rng.integers(0, 2 ** 64 - 1, (128, n), dtype=np.uint64, endpoint=True) & masks[:, None]
+    size = _codec.packed_size(widths, 128, n)
+    assert size == 2 * sum((n * int(b) + 7) // 8 for b in widths)
+    buf = bytearray(size + 3)
+    assert _codec.pack_into(buf, 3, rows, widths) == size + 3
+    out = np.empty_like(rows)
+    assert _codec.unpack_into(bytes(buf), 3, widths, np.full(64, 2 ** 64 - 1, np.uint64),
+                              out) == size + 3
+    assert np.array_equal(out, rows)
+    with pytest.raises(fg.SerializationError, match="truncated"):
+        _codec.unpack_into(bytes(buf[:-1]), 3, widths, np.full(64, 2 ** 64 - 1, np.uint64), out)
+
+
+def test_codec_pack_unpack_bytes():
+    widths, moduli = np.array([3, 61], np.uint8), np.array([5, 2 ** 61 - 1], np.uint64)
+    rows = np.array([[0, 1, 4], [2 ** 61 - 2, 7, 0], [3, 3, 3], [1, 2, 3]], dtype=np.uint64)
+    data = _codec.pack(rows, widths)
+    assert len(data) == 2 * (2 + 23)
+    assert np.array_equal(_codec.unpack(data, widths, moduli, 4, 3), rows)
+    with pytest.raises(fg.SerializationError, match="got 49"):
+        _codec.unpack(data[:-1], widths, moduli, 4, 3)
+    with pytest.raises(fg.SerializationError, match="row 0 is 4, not below its modulus 4"):
+        _codec.unpack(data, widths, np.array([4, 2 ** 61 - 1], np.uint64), 4, 3)
+
+
+def test_codec_rejects_bad_input():
+    rows = np.full((2, 8), 5, dtype=np.uint64)
+    with pytest.raises(fg.SerializationError, match="5 is wider than 2 bits"):
+        _codec.pack_into(bytearray(100), 0, rows, np.array([2], np.uint8))
+    with pytest.raises(fg.SerializationError, match="5 is not below its modulus 5"):
+        _codec.pack_into(bytearray(100), 0, rows, np.array([3], np.uint8),
+                         np.array([5], np.uint64))
+    with pytest.raises(fg.SerializationError, match="needs 1..64"):
+        _codec.packed_size(np.array([0], np.uint8), 1, 8)
+    with pytest.raises(fg.SerializationError, match="cannot hold"):
+        _codec.pack_into(bytearray(3), 0, rows, np.array([8], np.uint8))
+    with pytest.raises(fg.SerializationError, match="at least one"):
+        _codec.packed_size(np.array([], np.uint8), 2, 8)
+    assert _codec.packed_size(np.array([8, 16, 24], np.uint8), 5, 8) == 8 * (6 + 3)
+
+
+def test_output_buffer_is_handed_out_only_when_filled():
+    buf = _codec.OutputBuffer(8)
+    buf.write(0, b"abcd")
+    with pytest.raises(fg.SerializationError, match="4 of 8 output bytes"):
+        buf.finish(4)
+    buf = _codec.OutputBuffer(8)
+    view = memoryview(buf)
+    view[:] = b"12345678"
+    with pytest.raises(fg.SerializationError, match="1 views"):
+        buf.finish(8)
+    view.release()
+    buf = _codec.OutputBuffer(8)
+    assert _codec.pack_into(buf, buf.write(0, b"1234"), np.array([[1, 2]], np.uint64),
+                            np.array([16], np.uint8)) == 8
+    out = buf.finish(8)
+    assert type(out) is bytes and out == b"1234\x01\x00\x02\x00"
+    assert sys.getrefcount(out) == 2
+    with pytest.raises(fg.SerializationError, match="already handed out"):
+        buf.finish(8)
+    with pytest.raises(BufferError):
+        memoryview(buf)
+    with pytest.raises(fg.SerializationError, match="cannot hold 3 bytes at offset 2"):
+        _codec.OutputBuffer(4).write(2, b"abc")
+    with pytest.raises(fg.SerializationError, match="at least 1 byte"):
+        _codec.OutputBuffer(0)

@@ -1,4 +1,4 @@
-"""fhe_gpu.serialize: the wire format of fhe_gpu objects (version 1).
+"""fhe_gpu.serialize: the wire format of fhe_gpu objects (version 2).
 
 Compact, versioned and safe to parse from untrusted peers: no pickle, no eval, every
 declared size is bounded before anything is allocated, every coefficient is checked to be
@@ -11,16 +11,31 @@ of the objects (this package registers itself with ``fhe_gpu.rlwe.wire_hook``)::
 
 or :func:`dumps` / :func:`loads` (kind taken from the header) and :func:`peek`.
 
-Common header (40 bytes, little-endian, struct ``<4sHBB32s``)
+Versions
+    Version 2 (this one) added the key id to the common header and ``noise_var`` /
+    ``value_bound`` to the Plaintext / Ciphertext header. fhe_gpu is pre-1.0 and keeps no
+    reader for older versions: version 1 data is refused with a SerializationError that
+    names version 1 (re-serialize such objects with the current fhe_gpu). Any other
+    version is refused likewise.
+
+Common header (56 bytes, little-endian, struct ``<4sHBB32s16s``)
     ========  =====  ==========================================================
     magic     4s     ``b"FHEG"``
-    version   u16    1 (readers refuse versions they do not know)
+    version   u16    2 (readers refuse versions they do not know)
     kind      u8     1 Parameters, 2 Plaintext, 3 Ciphertext, 4 PublicKey,
                      5 EvaluationKeys, 6 SecretKey
     flags     u8     bit 0 SEEDED (Ciphertext, PublicKey); other bits must be 0
     fpr       32s    parameter fingerprint (``Parameters.fingerprint``); must equal
                      the reading context's, else ContextMismatchError
+    key_id    16s    id of the key set (``keys.KEY_ID_BYTES``); all zeros = none /
+                     unknown. SecretKey, PublicKey, EvaluationKeys: nonzero (the
+                     object's ``key_id``; a zero id is refused on write and on load).
+                     Ciphertext: its ``key_id``, zeros for None (loaded as None).
+                     Parameters, Plaintext: zeros (anything else is refused).
     ========  =====  ==========================================================
+
+    Magic and version are checked before anything after them is read, so data of
+    another version is reported as such even when shorter than this header.
 
 Packed polynomials
     A polynomial over primes q_0..q_{k-1} is k rows, one per limb, in limb order; row i
@@ -29,7 +44,9 @@ Packed polynomials
     boundary: ceil(n * w_i / 8) bytes. A tensor of polynomials is written in C order of
     its leading axes (batch, then component). Packing and unpacking are done by the
     Cython module ``fhe_gpu.serialize._codec`` with the GIL released, large blocks split
-    by rows over a thread pool.
+    by rows over a thread pool. A writer computes the total size first and packs every
+    array straight into one ``bytes`` object allocated once (``_codec.OutputBuffer``),
+    so writing needs about the output size in extra memory.
 
 Seeded uniform parts
     A part ``a`` expanded from a 32-byte seed is not stored: the seed is, and the reader
@@ -42,19 +59,28 @@ Per kind, after the common header (Q_l = q_0..q_level, QP = q_0..q_L, p_0..p_{K-
     Parameters (1)  ``<BHHHHH`` log_n, scale_bits, dnum, security (0 = None), len(q_bits),
         len(p_bits), then one u8 per q bit size and per p bit size (at most 256 in all). The
         reader rebuilds the parameters and compares the fingerprint (ContextMismatchError).
-    Plaintext (2)  ``<HdIBB`` level (<= max_level), scale (f64, finite and > 0), batch,
-        components (= 1), log_n; then batch polynomials over Q_level.
+    Plaintext (2)  ``<HdIBBdd`` (32 bytes) level (<= max_level), scale (f64), batch,
+        components (= 1), log_n, noise_var (f64), value_bound (f64); then batch
+        polynomials over Q_level. noise_var and value_bound are NaN for None, else finite
+        and >= 0 (negative or infinite values are refused; any NaN reads as None); a
+        Plaintext's noise_var is always NaN. The scale must fit the level, as
+        ``fhe_gpu.rlwe.objects.check_fits(ctx, level, scale, bound=value_bound)`` decides:
+        1 <= scale and max(value_bound, 1) * scale <= Q_level / 2^(1 + FIT_MARGIN_BITS)
+        (Q_level / 4 today); a scale such as 1e300 (overflows later) or 5e-324 (decodes to
+        NaN), or a value bound the level cannot hold, is refused on write and on load.
     Ciphertext (3)  same header, components = 2 (the field leaves room for later
-        versions). Not seeded: batch x (c0, c1) polynomials over Q_level. SEEDED: batch c0
-        polynomials over Q_level, then the 32-byte seed of c1 (label b"ct", batch = the
-        ciphertext's batch, >= 1).
+        versions); noise_var is the predicted error variance (NaN = None). Not seeded:
+        batch x (c0, c1) polynomials over Q_level. SEEDED: batch c0 polynomials over
+        Q_level, then the 32-byte seed of c1 (label b"ct", batch = the ciphertext's
+        batch, >= 1).
     PublicKey (4)  ``<BH`` log_n, limbs (= L+1+K); then b and a over QP, or SEEDED: b and
         the 32-byte seed of a (label b"pk").
     EvaluationKeys (5)  ``<BI`` has_relin (0/1), number of Galois keys G (<= n); then the
         relinearization record if has_relin; then G times: ``<Q`` Galois element (odd, in
-        (1, 2n), distinct; written in increasing order) and its record. Record: ``<BBHH`` flags (bit 0 SEEDED), log_n,
-        digits (= ceil((L+1)/alpha)), limbs (= L+1+K); then digits x (b, a) polynomials over
-        QP, or SEEDED: digits b polynomials then the 32-byte seed of all a_j (label b"ksk").
+        (1, 2n), distinct; written in increasing order) and its record. Record: ``<BBHH``
+        flags (bit 0 SEEDED), log_n, digits (= ceil((L+1)/alpha)), limbs (= L+1+K); then
+        digits x (b, a) polynomials over QP, or SEEDED: digits b polynomials then the
+        32-byte seed of all a_j (label b"ksk").
     SecretKey (6)  ``<B`` log_n; then one row of n coefficients s_i + 1 in {0, 1, 2} at 2
         bits. Written only by ``sk.to_bytes(secret=True)``.
 
@@ -80,8 +106,8 @@ from ..rlwe.context import Context
 from ..rlwe.keys import EvaluationKeys, PublicKey, SecretKey
 from ..rlwe.objects import Ciphertext, Plaintext
 from . import keys, params, tensors
-from .format import (DEFAULT_MAX_BYTES, HEADER, MAGIC, SUPPORTED_VERSIONS, VERSION, Kind,
-                     Reader, check_max_bytes, kind_name)
+from .format import (DEFAULT_MAX_BYTES, HEADER_TAIL, MAGIC, NO_KEY_ID, SUPPORTED_VERSIONS,
+                     VERSION, Kind, Reader, check_max_bytes, kind_name, read_prefix)
 
 _DUMP = [(Ciphertext, tensors.dump_tensor), (Plaintext, tensors.dump_tensor),
          (PublicKey, tensors.dump_public_key), (EvaluationKeys, keys.dump_evaluation_keys),
@@ -146,18 +172,18 @@ def dumps(obj) -> bytes:
 
 
 def peek(data) -> dict:
-    """The common header of ``data``: kind (name), version and fingerprint (not validated
-    beyond the magic)."""
+    """The common header of ``data``: kind (name), version, flags, fingerprint and key id
+    (None when zero). Magic and version are checked (SerializationError), nothing else."""
     r = _guarded(Reader, data, DEFAULT_MAX_BYTES)
-    magic, version, kind, flags, fpr = _guarded(r.take, HEADER, "the header")
-    if magic != MAGIC:
-        raise SerializationError(f"bad magic {magic!r}: expected {MAGIC!r} (not fhe_gpu data)")
-    return {"kind": kind_name(kind), "version": version, "flags": flags, "fingerprint": fpr}
+    version, kind, flags = _guarded(read_prefix, r)
+    fpr, key_id = _guarded(r.take, HEADER_TAIL, "the header")
+    return {"kind": kind_name(kind), "version": version, "flags": flags, "fingerprint": fpr,
+            "key_id": None if key_id == NO_KEY_ID else key_id}
 
 
 def loads(data, ctx, max_bytes=None):
     """The object held by ``data`` (any kind but Parameters), validated against ``ctx``."""
-    kind = _guarded(Reader(data, check_max_bytes(max_bytes)).take, HEADER, "the header")[2]
+    kind = _guarded(read_prefix, _guarded(Reader, data, check_max_bytes(max_bytes)))[1]
     if kind == Kind.PARAMETERS:
         raise SerializationError("loads cannot read Parameters: use Parameters.from_bytes")
     if kind not in _LOAD:

@@ -10,8 +10,14 @@ basis' widths only once.
 
 Every loop runs with the GIL released. Input lengths are checked before any byte is read
 or written; :func:`unpack_into` also checks each coefficient against its row's modulus.
+
+:class:`OutputBuffer` lets a writer fill a ``bytes`` object in place: the object is
+allocated once, uninitialized, and handed out only when every byte has been written.
 """
+from cpython.buffer cimport PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.stdint cimport uint8_t, uint64_t
+from libc.string cimport memcpy
 
 import numpy as np
 
@@ -218,9 +224,102 @@ def unpack_into(const uint8_t[::1] data, Py_ssize_t offset, const uint8_t[::1] w
 
 def pack(const uint64_t[:, ::1] rows, const uint8_t[::1] widths):
     """``rows`` (R, n) packed at ``widths`` (used cyclically) as a new bytes object."""
-    buf = bytearray(_checked_total(widths, rows.shape[0], rows.shape[1]))
-    pack_into(buf, 0, rows, widths)
-    return bytes(buf)
+    cdef Py_ssize_t total = _checked_total(widths, rows.shape[0], rows.shape[1])
+    if total == 0:
+        return b""
+    buf = OutputBuffer(total)
+    return buf.finish(pack_into(buf, 0, rows, widths))
+
+
+cdef char* _FORMAT_U8 = b"B"
+
+
+cdef class OutputBuffer:
+    """A ``bytes`` object of ``size`` (>= 1) bytes, filled in place, then returned by
+    :meth:`finish`.
+
+    The object is created uninitialized by ``PyBytes_FromStringAndSize(NULL, size)`` and
+    only this buffer references it until :meth:`finish`: writers reach its memory through
+    this object's writable buffer protocol (``pack_into(buf, offset, ...)``) or
+    :meth:`write`. :meth:`finish` hands it out (the caller then holds its only reference)
+    only when the writer declares it filled to the end and no view of it is still held,
+    so no uninitialized byte and no mutable alias ever escape.
+    """
+
+    cdef object _out
+    cdef char* _base
+    cdef Py_ssize_t _size
+    cdef Py_ssize_t _shape[1]
+    cdef Py_ssize_t _strides[1]
+    cdef Py_ssize_t _exports
+
+    def __cinit__(self, Py_ssize_t size):
+        if size <= 0:
+            raise SerializationError(f"an output buffer needs at least 1 byte, got {size}")
+        self._out = PyBytes_FromStringAndSize(NULL, size)
+        self._base = PyBytes_AS_STRING(self._out)
+        self._size = size
+        self._shape[0] = size
+        self._strides[0] = 1
+        self._exports = 0
+
+    @property
+    def size(self):
+        """Bytes of the output."""
+        return self._size
+
+    def __getbuffer__(self, Py_buffer* view, int flags):
+        if self._out is None:
+            raise BufferError("the output buffer was already handed out by finish()")
+        view.buf = self._base
+        view.obj = self
+        view.len = self._size
+        view.readonly = 0
+        view.itemsize = 1
+        view.format = NULL
+        if flags & PyBUF_FORMAT:
+            view.format = _FORMAT_U8
+        view.ndim = 1
+        view.shape = NULL
+        view.strides = NULL
+        if flags & PyBUF_ND:
+            view.shape = self._shape
+        if flags & PyBUF_STRIDES == PyBUF_STRIDES:
+            view.strides = self._strides
+        view.suboffsets = NULL
+        view.internal = NULL
+        self._exports += 1
+
+    def __releasebuffer__(self, Py_buffer* view):
+        self._exports -= 1
+
+    def write(self, Py_ssize_t offset, const uint8_t[::1] data):
+        """Copy ``data`` to ``offset``; returns the offset just past it."""
+        cdef Py_ssize_t n = data.shape[0]
+        if self._out is None:
+            raise SerializationError("the output buffer was already handed out by finish()")
+        if offset < 0 or offset > self._size or self._size - offset < n:
+            raise SerializationError(f"output buffer of {self._size} bytes cannot hold "
+                                     f"{n} bytes at offset {offset}")
+        if n:
+            memcpy(self._base + offset, &data[0], n)
+        return offset + n
+
+    def finish(self, Py_ssize_t filled):
+        """The filled ``bytes`` object; ``filled`` is the writer's end offset, which must be
+        the size (else SerializationError, and the unfilled object is dropped)."""
+        if self._out is None:
+            raise SerializationError("the output buffer was already handed out by finish()")
+        if filled != self._size:
+            self._out = None
+            raise SerializationError(f"internal error: {filled} of {self._size} output bytes "
+                                     f"were written")
+        if self._exports:
+            self._out = None
+            raise SerializationError(f"internal error: {self._exports} views of the output "
+                                     f"are still held")
+        out, self._out = self._out, None
+        return out
 
 
 def unpack(const uint8_t[::1] data, const uint8_t[::1] widths, const uint64_t[::1] moduli,

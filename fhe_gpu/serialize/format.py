@@ -21,13 +21,26 @@ except ImportError as exc:
     _CODEC_IMPORT_ERROR = str(exc)
 
 MAGIC = b"FHEG"
-VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+VERSION = 2
+SUPPORTED_VERSIONS = (2,)
 #: default bound on len(data) and on the bytes a from_bytes call may allocate
 DEFAULT_MAX_BYTES = 2 << 30
 FLAG_SEEDED = 0x01
+#: bytes of the key id field (fhe_gpu.rlwe.keys.KEY_ID_BYTES); all zeros = no / unknown
+KEY_ID_BYTES = 16
+NO_KEY_ID = bytes(KEY_ID_BYTES)
 
-HEADER = struct.Struct("<4sHBB32s")      # magic, version, kind, flags, fingerprint
+PREFIX = struct.Struct("<4sHBB")         # magic, version, kind, flags
+HEADER = struct.Struct("<4sHBB32s16s")   # ... then fingerprint, key id
+HEADER_TAIL = struct.Struct("<32s16s")
+
+
+class KeyIdRule(enum.Enum):
+    """What the key id field of a kind may hold."""
+
+    NONE = "none"            # always zero (Parameters, Plaintext)
+    OPTIONAL = "optional"    # zero = unknown (Ciphertext)
+    REQUIRED = "required"    # nonzero (SecretKey, PublicKey, EvaluationKeys)
 
 
 class Kind(enum.IntEnum):
@@ -138,23 +151,46 @@ def _is_buffer(data) -> bool:
     return True
 
 
-def read_header(reader: Reader, kind: Kind, fingerprint: bytes | None) -> tuple[int, bytes]:
-    """Check the common header for ``kind`` (and ``fingerprint`` unless None).
-
-    Returns (flags, fingerprint as written)."""
-    magic, version, got_kind, flags, fp = reader.take(HEADER, "the header")
+def read_prefix(reader: Reader) -> tuple[int, int, int]:
+    """The magic-checked, version-checked start of the common header: (version, kind,
+    flags). Version 1 (before key ids) is refused with its own message."""
+    magic, version, kind, flags = reader.take(PREFIX, "the header")
     if magic != MAGIC:
         raise SerializationError(f"bad magic {magic!r}: expected {MAGIC!r} (not fhe_gpu data)")
+    if version == 1:
+        raise SerializationError(
+            f"format version 1 is not read any more: this fhe_gpu reads version {VERSION} "
+            f"only (fhe_gpu is pre-1.0 and keeps no old formats; version 2 added key ids "
+            f"and noise / value bounds): re-serialize the object with this fhe_gpu")
     if version not in SUPPORTED_VERSIONS:
         raise SerializationError(f"format version {version} is not supported: this "
                                  f"fhe_gpu reads versions {list(SUPPORTED_VERSIONS)}")
+    return version, kind, flags
+
+
+def read_header(reader: Reader, kind: Kind, fingerprint: bytes | None,
+                key_rule: KeyIdRule = KeyIdRule.NONE) -> tuple[int, bytes, bytes | None]:
+    """Check the common header for ``kind`` (and ``fingerprint`` unless None) and its key
+    id against ``key_rule``.
+
+    Returns (flags, fingerprint as written, key id or None when the field is zero)."""
+    _, got_kind, flags = read_prefix(reader)
     if got_kind != kind:
         raise SerializationError(f"data holds a {kind_name(got_kind)}, not a {kind_name(kind)}")
+    fp, key_id = reader.take(HEADER_TAIL, "the header")
     if fingerprint is not None and fp != fingerprint:
         raise ContextMismatchError(
             f"data was written under parameter fingerprint {fp.hex()}, but this context has "
             f"fingerprint {fingerprint.hex()}: it was made under other parameters")
-    return flags, fp
+    if key_id == NO_KEY_ID:
+        if key_rule is KeyIdRule.REQUIRED:
+            raise SerializationError(f"{kind_name(kind)} has key id 0 (none): a key needs the "
+                                     f"nonzero id of its key set")
+        return flags, fp, None
+    if key_rule is KeyIdRule.NONE:
+        raise SerializationError(f"{kind_name(kind)} declares key id {key_id.hex()}: this "
+                                 f"kind has none, the field must be 0")
+    return flags, fp, key_id
 
 
 def check_flags(flags: int, allowed: int, what: str) -> None:
@@ -172,9 +208,22 @@ def kind_name(kind: int) -> str:
         return f"unknown kind {kind}"
 
 
-def header(kind: Kind, fingerprint: bytes, flags: int = 0) -> bytes:
-    """The common header of a ``kind`` object."""
-    return HEADER.pack(MAGIC, VERSION, int(kind), flags, fingerprint)
+def header(kind: Kind, fingerprint: bytes, flags: int = 0, key_id=None,
+           key_rule: KeyIdRule = KeyIdRule.NONE) -> bytes:
+    """The common header of a ``kind`` object. ``key_id`` (16 bytes, or None for zeros)
+    is written unless ``key_rule`` is NONE (zeros); REQUIRED refuses None and all zeros
+    (SerializationError)."""
+    if key_id is None or key_rule is KeyIdRule.NONE:
+        if key_rule is KeyIdRule.REQUIRED:
+            raise SerializationError(f"a {kind_name(kind)} needs a key id to be written")
+        key_id = NO_KEY_ID
+    if not isinstance(key_id, (bytes, bytearray)) or len(key_id) != KEY_ID_BYTES:
+        raise SerializationError(f"key id of a {kind_name(kind)} must be {KEY_ID_BYTES} bytes, "
+                                 f"got {key_id!r:.60}")
+    if key_rule is KeyIdRule.REQUIRED and bytes(key_id) == NO_KEY_ID:
+        raise SerializationError(f"key id of a {kind_name(kind)} is all zeros, which the "
+                                 f"format reserves for 'no key set'")
+    return HEADER.pack(MAGIC, VERSION, int(kind), flags, fingerprint, bytes(key_id))
 
 
 def check_log_n(log_n: int, ctx, what: str) -> None:
@@ -183,12 +232,6 @@ def check_log_n(log_n: int, ctx, what: str) -> None:
     if log_n != want:
         raise SerializationError(f"{what} declares log_n={log_n}, but the context has "
                                  f"log_n={want}")
-
-
-def check_scale(scale: float, what: str) -> None:
-    """SerializationError unless ``scale`` is finite and > 0."""
-    if not math.isfinite(scale) or scale <= 0:
-        raise SerializationError(f"{what} declares scale {scale!r}: needs a finite value > 0")
 
 
 class Layout:
@@ -256,39 +299,78 @@ def run_chunks(calls) -> None:
 
 
 class Writer:
-    """Collects header bytes and row blocks, then packs them into one bytes object."""
+    """Plans an encoding, then writes it into one ``bytes`` object allocated once.
 
-    def __init__(self):
+    :meth:`put` and :meth:`put_polys` only record the parts (small header bytes, or arrays
+    of polynomials with their layout) and add up their sizes; :meth:`getvalue` allocates
+    the output (the codec's OutputBuffer: an uninitialized ``bytes`` handed out only once
+    filled) and packs every array straight into it. A C-contiguous NumPy block is packed
+    as it is, any other NumPy array one polynomial at a time (views, no copies of
+    contiguous polynomials) and a device array one polynomial at a time through
+    ``to_host``, so the memory used beyond the output is about one polynomial.
+    """
+
+    def __init__(self, to_host=None):
         self._parts: list = []
+        self._to_host = to_host
+        #: bytes of everything recorded so far
+        self.size = 0
 
     def put(self, data: bytes) -> None:
         """Append raw bytes."""
-        self._parts.append(bytes(data))
+        data = bytes(data)
+        self._parts.append(data)
+        self.size += len(data)
 
-    def put_rows(self, polys, layout: Layout) -> None:
-        """Append polynomials ``polys`` (..., limbs, n) packed as ``layout``."""
-        rows = np.ascontiguousarray(polys, dtype=np.uint64).reshape(-1, layout.n)
-        if rows.shape[0] % layout.limbs:
-            raise SerializationError(f"{rows.shape[0]} rows to write are not whole "
-                                     f"polynomials of {layout.limbs} limbs")
-        self._parts.append((rows, layout))
+    def put_polys(self, polys, layout: Layout) -> None:
+        """Append polynomials ``polys`` (..., limbs, n), in C order of the leading axes,
+        packed as ``layout``."""
+        shape = tuple(int(d) for d in polys.shape)
+        if len(shape) < 2 or shape[-2:] != (layout.limbs, layout.n):
+            raise SerializationError(f"polynomials of shape {shape} to write do not end in "
+                                     f"({layout.limbs} limbs, {layout.n} coefficients)")
+        count = math.prod(shape[:-2])
+        self._parts.append((polys, layout))
+        self.size += count * layout.nbytes
 
     def getvalue(self) -> bytes:
         """The bytes of everything appended."""
-        total = sum(len(p) if isinstance(p, bytes) else p[1].nbytes * (len(p[0]) // p[1].limbs)
-                    for p in self._parts)
-        out = bytearray(total)
-        pos, pack = 0, codec_module().pack_into
+        out = codec_module().OutputBuffer(self.size)
+        pos = 0
         for part in self._parts:
             if isinstance(part, bytes):
-                out[pos:pos + len(part)] = part
-                pos += len(part)
-                continue
-            rows, layout = part
-            run_chunks([(pack, out, pos + off, rows[r0:r1], widths, moduli)
-                        for r0, r1, off, widths, moduli in layout.chunks(rows.shape[0])])
-            pos += layout.nbytes * (rows.shape[0] // layout.limbs)
-        return bytes(out)
+                pos = out.write(pos, part)
+            else:
+                for rows in self._blocks(*part):
+                    pos = _pack_block(out, pos, rows, part[1])
+        return out.finish(pos)
+
+    def _blocks(self, polys, layout: Layout):
+        """(rows, n) uint64 blocks of whole polynomials, in order."""
+        n = layout.n
+        if isinstance(polys, np.ndarray):
+            if polys.dtype == np.uint64 and polys.flags.c_contiguous:
+                yield polys.reshape(-1, n)
+                return
+            for index in np.ndindex(polys.shape[:-2]):
+                yield np.ascontiguousarray(polys[index], dtype=np.uint64)
+            return
+        if self._to_host is None:
+            raise SerializationError(f"cannot write a {type(polys).__name__}: no backend "
+                                     f"given to copy it to the host")
+        for index in np.ndindex(tuple(polys.shape[:-2])):
+            yield np.ascontiguousarray(self._to_host(polys[index]), dtype=np.uint64)
+
+
+def _pack_block(out, pos: int, rows, layout: Layout) -> int:
+    """Pack ``rows`` (whole polynomials) into ``out`` at ``pos``; the offset past them."""
+    if rows.shape[0] % layout.limbs:
+        raise SerializationError(f"{rows.shape[0]} rows to write are not whole "
+                                 f"polynomials of {layout.limbs} limbs")
+    pack = codec_module().pack_into
+    run_chunks([(pack, out, pos + off, rows[r0:r1], widths, moduli)
+                for r0, r1, off, widths, moduli in layout.chunks(rows.shape[0])])
+    return pos + layout.nbytes * (rows.shape[0] // layout.limbs)
 
 
 def expansion_scratch(batch: int, n: int) -> int:
@@ -297,5 +379,6 @@ def expansion_scratch(batch: int, n: int) -> int:
 
 
 def to_host(ctx, data) -> np.ndarray:
-    """A backend array of ``ctx`` as a C-contiguous uint64 NumPy array."""
+    """A backend array of ``ctx`` (best a small slice) as a C-contiguous uint64 NumPy
+    array."""
     return np.ascontiguousarray(ctx.backend.to_host(data), dtype=np.uint64)

@@ -1,6 +1,8 @@
 """Wire encoding of EvaluationKeys: an optional relinearization key and Galois keys, each a
 key-switching record storing b and the 32-byte seed of a (layout: see the package
-docstring). The loader scans every record header before allocating any key."""
+docstring). The writer packs every record straight from its key's array into the output
+(no host copy of a NumPy key, one polynomial at a time of a device key); the loader scans
+every record header before allocating any key."""
 from __future__ import annotations
 
 import struct
@@ -10,8 +12,9 @@ import numpy as np
 from ..errors import SerializationError
 from ..rlwe.keys import EvaluationKeys, SwitchingKey
 from ..rlwe.sampling import SEED_BYTES
-from .format import (FLAG_SEEDED, Kind, Layout, Reader, Writer, check_alloc, check_flags,
-                     check_log_n, expansion_scratch, header, read_header, to_host)
+from .format import (FLAG_SEEDED, KeyIdRule, Kind, Layout, Reader, Writer, check_alloc,
+                     check_flags, check_log_n, expansion_scratch, header, read_header,
+                     to_host)
 from .tensors import expand_into, log_n, seed_matches
 
 EVAL_KEYS = struct.Struct("<BI")       # has_relin, number of Galois keys
@@ -30,27 +33,28 @@ def _key_layout(ctx) -> Layout:
 
 
 def _dump_record(w: Writer, key: SwitchingKey, ctx, layout: Layout) -> None:
-    host = to_host(ctx, key.data)
+    shape = tuple(key.data.shape)
     want = (digits(ctx), 2, layout.limbs, ctx.n)
-    if host.shape != want:
-        raise SerializationError(f"switching key of shape {host.shape} does not match the "
+    if shape != want:
+        raise SerializationError(f"switching key of shape {shape} does not match the "
                                  f"context's {want}")
     seed = getattr(key, "seed", None)
-    seeded = seed_matches(seed, LABEL_KSK, ctx.q_primes[0], ctx.n, host[0, 1, 0])
+    seeded = seed is not None and seed_matches(seed, LABEL_KSK, ctx.q_primes[0], ctx.n,
+                                               to_host(ctx, key.data[0, 1, 0]))
     w.put(KEY_RECORD.pack(FLAG_SEEDED if seeded else 0, log_n(ctx), want[0], layout.limbs))
     if seeded:
-        w.put_rows(host[:, 0], layout)
+        w.put_polys(key.data[:, 0], layout)
         w.put(bytes(seed))
     else:
-        w.put_rows(host, layout)
+        w.put_polys(key.data, layout)
 
 
 def dump_evaluation_keys(evk: EvaluationKeys) -> bytes:
     """EvaluationKeys as bytes: relinearization key (if any), then Galois keys by element."""
     ctx = evk.context
     layout = _key_layout(ctx)
-    w = Writer()
-    w.put(header(Kind.EVALUATION_KEYS, evk.fingerprint))
+    w = Writer(ctx.backend.to_host)
+    w.put(header(Kind.EVALUATION_KEYS, evk.fingerprint, 0, evk.key_id, KeyIdRule.REQUIRED))
     w.put(EVAL_KEYS.pack(evk.relin is not None, len(evk.galois)))
     if evk.relin is not None:
         _dump_record(w, evk.relin, ctx, layout)
@@ -122,7 +126,8 @@ def _load_record(r: Reader, ctx, layout: Layout, offset: int, seeded: bool) -> S
 def load_evaluation_keys(cls, data, ctx, max_bytes: int):
     """EvaluationKeys (``cls``) from bytes, validated against ``ctx``."""
     r = Reader(data, max_bytes)
-    flags, _ = read_header(r, Kind.EVALUATION_KEYS, ctx.fingerprint)
+    flags, _, key_id = read_header(r, Kind.EVALUATION_KEYS, ctx.fingerprint,
+                                   KeyIdRule.REQUIRED)
     check_flags(flags, 0, "EvaluationKeys")
     layout = _key_layout(ctx)
     records = _scan(r, ctx, layout)
@@ -137,4 +142,4 @@ def load_evaluation_keys(cls, data, ctx, max_bytes: int):
             relin = key
         else:
             galois[elt] = key
-    return cls(ctx, relin, galois)
+    return cls(ctx, relin, galois, key_id=key_id)

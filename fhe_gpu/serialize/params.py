@@ -40,7 +40,7 @@ def load_parameters(cls, data, max_bytes: int):
     prime generator) raises ContextMismatchError naming both.
     """
     r = Reader(data, max_bytes)
-    flags, written = read_header(r, Kind.PARAMETERS, None)
+    flags, written, _ = read_header(r, Kind.PARAMETERS, None)
     check_flags(flags, 0, "Parameters")
     log_n, scale_bits, dnum, security, nq, np_ = r.take(PARAMS, "the Parameters header")
     if not (1 <= nq and 1 <= np_ and nq + np_ <= MAX_PRIMES):

@@ -2,19 +2,21 @@
 docstring). Every ``load_*`` bounds all declared sizes before allocating anything."""
 from __future__ import annotations
 
+import math
 import struct
 
 import numpy as np
 
-from ..errors import SerializationError
+from ..errors import ModulusOverflowError, SerializationError
 from ..rlwe.keys import PublicKey, SecretKey
-from ..rlwe.objects import Ciphertext, Plaintext
+from ..rlwe.objects import Ciphertext, Plaintext, check_fits
 from ..rlwe.sampling import SEED_BYTES, uniform_poly
-from .format import (FLAG_SEEDED, Kind, Layout, Reader, Writer, check_alloc,
-                     check_flags, check_log_n, check_scale, expansion_scratch,
-                     header, read_header, to_host)
+from .format import (FLAG_SEEDED, KeyIdRule, Kind, Layout, Reader, Writer, check_alloc,
+                     check_flags, check_log_n, expansion_scratch, header, read_header,
+                     to_host)
 
-TENSOR = struct.Struct("<HdIBB")    # level, scale, batch, components, log_n
+#: level, scale, batch, components, log_n, noise_var, value_bound (NaN = None)
+TENSOR = struct.Struct("<HdIBBdd")
 PUBLIC_KEY = struct.Struct("<BH")   # log_n, limbs
 SECRET_KEY = struct.Struct("<B")    # log_n
 #: components of a ciphertext (c0, c1): the only shape this version reads or writes
@@ -47,29 +49,82 @@ def expand_into(out, seed: bytes, label: bytes, primes, n: int) -> None:
 
 
 # ------------------------------------------------------------------ Plaintext, Ciphertext
+def _optional_f64(value, name: str, what: str) -> float:
+    """``value`` (None or a finite float >= 0) as written: None -> NaN."""
+    if value is None:
+        return math.nan
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise SerializationError(f"{what} has {name}={value!r}: needs None or a finite "
+                                 f"value >= 0")
+    return value
+
+
+def _read_f64(value: float, name: str, what: str):
+    """A wire f64 of ``name`` as None (NaN) or a finite value >= 0."""
+    if math.isnan(value):
+        return None
+    if not math.isfinite(value) or value < 0:
+        raise SerializationError(f"{what} declares {name}={value!r}: needs NaN (none) or a "
+                                 f"finite value >= 0")
+    return value
+
+
+def _check_fit(ctx, level: int, scale: float, bound, what: str) -> None:
+    """SerializationError unless scale (and bound * scale) fit the modulus of ``level``."""
+    try:
+        check_fits(ctx, level, scale, bound=bound, what=what)
+    except ModulusOverflowError as exc:
+        raise SerializationError(f"{what} has scale {scale!r} with value bound "
+                                 f"{bound!r}, which level {level} cannot hold: {exc}") from None
+
+
 def dump_tensor(obj) -> bytes:
     """Plaintext or Ciphertext as bytes; a seeded ciphertext stores c0 and its seed."""
-    ctx, is_ct = obj.context, isinstance(obj, Ciphertext)
-    host = to_host(ctx, obj.data)
-    check_scale(obj.scale, type(obj).__name__)
-    comps = host.shape[1] if is_ct else 1
+    ctx, is_ct, what = obj.context, isinstance(obj, Ciphertext), type(obj).__name__
+    shape = tuple(obj.data.shape)
+    bound = _optional_f64(obj.value_bound, "value_bound", what)
+    noise = _optional_f64(obj.noise_var if is_ct else None, "noise_var", what)
+    _check_fit(ctx, obj.level, obj.scale, obj.value_bound, what)
+    comps = shape[1] if is_ct else 1
     if is_ct and comps != CT_COMPONENTS:
         raise SerializationError(f"ciphertext has {comps} components: only "
                                  f"{CT_COMPONENTS}-component ciphertexts can be written")
     primes = ctx.q_primes[: obj.level + 1]
     layout = Layout(primes, ctx.n)
     seed = getattr(obj, "seed", None) if is_ct else None
-    seeded = host.shape[0] > 0 and seed_matches(seed, LABEL_CT, primes[0], ctx.n, host[0, 1, 0])
-    w = Writer()
+    seeded = shape[0] > 0 and seed is not None and seed_matches(
+        seed, LABEL_CT, primes[0], ctx.n, to_host(ctx, obj.data[0, 1, 0]))
+    w = Writer(ctx.backend.to_host)
     w.put(header(Kind.CIPHERTEXT if is_ct else Kind.PLAINTEXT, obj.fingerprint,
-                 FLAG_SEEDED if seeded else 0))
-    w.put(TENSOR.pack(obj.level, obj.scale, host.shape[0], comps, log_n(ctx)))
+                 FLAG_SEEDED if seeded else 0, getattr(obj, "key_id", None),
+                 KeyIdRule.OPTIONAL if is_ct else KeyIdRule.NONE))
+    w.put(TENSOR.pack(obj.level, obj.scale, shape[0], comps, log_n(ctx), noise, bound))
     if seeded:
-        w.put_rows(host[:, 0], layout)
+        w.put_polys(obj.data[:, 0], layout)
         w.put(bytes(seed))
     else:
-        w.put_rows(host, layout)
+        w.put_polys(obj.data, layout)
     return w.getvalue()
+
+
+def _read_tensor_header(r: Reader, ctx, is_ct: bool, what: str) -> tuple:
+    """(level, scale, batch, comps, noise_var, value_bound) of a checked tensor header."""
+    level, scale, batch, comps, got_log_n, noise, bound = r.take(TENSOR, f"the {what} header")
+    check_log_n(got_log_n, ctx, what)
+    if level > ctx.max_level:
+        raise SerializationError(f"{what} declares level {level}, above the context's "
+                                 f"max_level {ctx.max_level}")
+    if comps != (CT_COMPONENTS if is_ct else 1):
+        raise SerializationError(f"{what} declares {comps} components: needs "
+                                 f"{CT_COMPONENTS if is_ct else 1}")
+    noise = _read_f64(noise, "noise_var", what)
+    if noise is not None and not is_ct:
+        raise SerializationError(f"{what} declares noise_var={noise!r}: a plaintext has none "
+                                 f"(needs NaN)")
+    bound = _read_f64(bound, "value_bound", what)
+    _check_fit(ctx, level, scale, bound, what)
+    return level, scale, batch, comps, noise, bound
 
 
 def load_tensor(cls, data, ctx, max_bytes: int):
@@ -77,20 +132,14 @@ def load_tensor(cls, data, ctx, max_bytes: int):
     is_ct = issubclass(cls, Ciphertext)
     what = cls.__name__
     r = Reader(data, max_bytes)
-    flags, _ = read_header(r, Kind.CIPHERTEXT if is_ct else Kind.PLAINTEXT, ctx.fingerprint)
+    flags, _, key_id = read_header(r, Kind.CIPHERTEXT if is_ct else Kind.PLAINTEXT,
+                                   ctx.fingerprint,
+                                   KeyIdRule.OPTIONAL if is_ct else KeyIdRule.NONE)
     check_flags(flags, FLAG_SEEDED if is_ct else 0, what)
-    level, scale, batch, comps, got_log_n = r.take(TENSOR, f"the {what} header")
-    check_log_n(got_log_n, ctx, what)
-    check_scale(scale, what)
-    if level > ctx.max_level:
-        raise SerializationError(f"{what} declares level {level}, above the context's "
-                                 f"max_level {ctx.max_level}")
+    level, scale, batch, comps, noise, bound = _read_tensor_header(r, ctx, is_ct, what)
     seeded = bool(flags & FLAG_SEEDED)
     if seeded and batch == 0:
         raise SerializationError(f"{what} declares a seed but batch 0")
-    if comps != (CT_COMPONENTS if is_ct else 1):
-        raise SerializationError(f"{what} declares {comps} components: needs "
-                                 f"{CT_COMPONENTS if is_ct else 1}")
     layout, n = Layout(ctx.q_primes[: level + 1], ctx.n), ctx.n
     stored = comps - 1 if seeded else comps
     r.expect_end(r.pos + batch * stored * layout.nbytes + (SEED_BYTES if seeded else 0))
@@ -100,7 +149,7 @@ def load_tensor(cls, data, ctx, max_bytes: int):
     if not is_ct:
         out = np.empty((batch, layout.limbs, n), dtype=np.uint64)
         r.polys(out, layout)
-        return cls(ctx.backend.to_device(out), level, scale, ctx)
+        return cls(ctx.backend.to_device(out), level, scale, ctx, value_bound=bound)
     out = np.empty((batch, comps, layout.limbs, n), dtype=np.uint64)
     seed = None
     if seeded:
@@ -110,25 +159,28 @@ def load_tensor(cls, data, ctx, max_bytes: int):
         expand_into(out[:, 1], seed, LABEL_CT, layout.moduli, n)
     else:
         r.polys(out, layout)
-    return cls(ctx.backend.to_device(out), level, scale, ctx, seed=seed)
+    return cls(ctx.backend.to_device(out), level, scale, ctx, seed=seed, key_id=key_id,
+               noise_var=noise, value_bound=bound)
 
 
 # ------------------------------------------------------------------ PublicKey
 def dump_public_key(pk: PublicKey) -> bytes:
     """PublicKey as bytes; with a seed, only b and the seed are stored."""
     ctx = pk.context
-    host = to_host(ctx, pk.data)
     primes = ctx.q_primes + ctx.p_primes
     layout = Layout(primes, ctx.n)
-    if host.shape != (2, layout.limbs, ctx.n):
-        raise SerializationError(f"public key of shape {host.shape} does not match the "
+    shape = tuple(pk.data.shape)
+    if shape != (2, layout.limbs, ctx.n):
+        raise SerializationError(f"public key of shape {shape} does not match the "
                                  f"context's (2, {layout.limbs}, {ctx.n})")
     seed = getattr(pk, "seed", None)
-    seeded = seed_matches(seed, LABEL_PK, primes[0], ctx.n, host[1, 0])
-    w = Writer()
-    w.put(header(Kind.PUBLIC_KEY, pk.fingerprint, FLAG_SEEDED if seeded else 0))
+    seeded = seed is not None and seed_matches(seed, LABEL_PK, primes[0], ctx.n,
+                                               to_host(ctx, pk.data[1, 0]))
+    w = Writer(ctx.backend.to_host)
+    w.put(header(Kind.PUBLIC_KEY, pk.fingerprint, FLAG_SEEDED if seeded else 0, pk.key_id,
+                 KeyIdRule.REQUIRED))
     w.put(PUBLIC_KEY.pack(log_n(ctx), layout.limbs))
-    w.put_rows(host[:1] if seeded else host, layout)
+    w.put_polys(pk.data[:1] if seeded else pk.data, layout)
     if seeded:
         w.put(bytes(seed))
     return w.getvalue()
@@ -137,7 +189,7 @@ def dump_public_key(pk: PublicKey) -> bytes:
 def load_public_key(cls, data, ctx, max_bytes: int):
     """A PublicKey from bytes, validated against ``ctx``."""
     r = Reader(data, max_bytes)
-    flags, _ = read_header(r, Kind.PUBLIC_KEY, ctx.fingerprint)
+    flags, _, key_id = read_header(r, Kind.PUBLIC_KEY, ctx.fingerprint, KeyIdRule.REQUIRED)
     check_flags(flags, FLAG_SEEDED, "PublicKey")
     got_log_n, limbs = r.take(PUBLIC_KEY, "the PublicKey header")
     check_log_n(got_log_n, ctx, "PublicKey")
@@ -157,7 +209,7 @@ def load_public_key(cls, data, ctx, max_bytes: int):
         expand_into(out[1:], seed, LABEL_PK, layout.moduli, n)
     else:
         r.polys(out, layout)
-    return cls(ctx.backend.to_device(out), ctx, seed=seed)
+    return cls(ctx.backend.to_device(out), ctx, seed=seed, key_id=key_id)
 
 
 # ------------------------------------------------------------------ SecretKey
@@ -169,16 +221,16 @@ def dump_secret_key(sk: SecretKey) -> bytes:
         raise SerializationError(f"secret key must hold {ctx.n} ternary coefficients, got "
                                  f"shape {coeffs.shape}")
     w = Writer()
-    w.put(header(Kind.SECRET_KEY, sk.fingerprint))
+    w.put(header(Kind.SECRET_KEY, sk.fingerprint, 0, sk.key_id, KeyIdRule.REQUIRED))
     w.put(SECRET_KEY.pack(log_n(ctx)))
-    w.put_rows((coeffs.astype(np.int64) + 1).astype(np.uint64)[None], Layout((3,), ctx.n))
+    w.put_polys((coeffs.astype(np.int64) + 1).astype(np.uint64)[None], Layout((3,), ctx.n))
     return w.getvalue()
 
 
 def load_secret_key(cls, data, ctx, max_bytes: int):
     """A SecretKey from bytes, validated against ``ctx``."""
     r = Reader(data, max_bytes)
-    flags, _ = read_header(r, Kind.SECRET_KEY, ctx.fingerprint)
+    flags, _, key_id = read_header(r, Kind.SECRET_KEY, ctx.fingerprint, KeyIdRule.REQUIRED)
     check_flags(flags, 0, "SecretKey")
     (got_log_n,) = r.take(SECRET_KEY, "the SecretKey header")
     check_log_n(got_log_n, ctx, "SecretKey")
@@ -187,4 +239,4 @@ def load_secret_key(cls, data, ctx, max_bytes: int):
     check_alloc(10 * ctx.n, max_bytes, "a SecretKey")
     out = np.empty((1, ctx.n), dtype=np.uint64)
     r.polys(out, layout)
-    return cls(out[0].astype(np.int8) - np.int8(1), ctx)
+    return cls(out[0].astype(np.int8) - np.int8(1), ctx, key_id)
