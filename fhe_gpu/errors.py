@@ -44,7 +44,32 @@ class BackendUnavailableError(FHEError, RuntimeError):
     """A requested backend (e.g. 'cuda') cannot run on this machine."""
 
 
+class KeyMismatchError(FHEError, ValueError):
+    """Objects of two different key sets (their key ids differ): e.g. tenant A's
+    ciphertext with tenant B's evaluation keys."""
+
+
+class ModulusOverflowError(FHEError, ValueError):
+    """A value or a scale the modulus at the object's level cannot hold (|value| * scale
+    must stay below Q_level / 4; see :func:`fhe_gpu.rlwe.objects.check_fits`)."""
+
+
+class BatchIndexError(FHEError, IndexError):
+    """A batch index outside the object's batch (``ct[5]`` on a batch of 2)."""
+
+
+class ResourceError(FHEError, MemoryError):
+    """A request whose estimated memory exceeds what this machine (or a stated limit)
+    provides; raised before anything is allocated."""
+
+
+class EngineOverloadedError(FHEError, RuntimeError):
+    """An Engine queue is full: the request was refused at once (retry later)."""
+
+
 __all__ = [
     "FHEError", "ParameterError", "SecurityError", "ContextMismatchError", "LevelError",
     "ScaleMismatchError", "KeyMissingError", "SerializationError", "BackendUnavailableError",
+    "KeyMismatchError", "ModulusOverflowError", "BatchIndexError", "ResourceError",
+    "EngineOverloadedError",
 ]

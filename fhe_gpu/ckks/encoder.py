@@ -11,7 +11,9 @@ import numpy as np
 
 from ..errors import LevelError, ParameterError
 from ..ring.numbers import crt_compose
-from ..rlwe.objects import Plaintext
+from ..rlwe.keys import check_context
+from ..rlwe.objects import Plaintext, check_fits
+from ..rlwe.resources import check_memory
 
 _INT64_SAFE = float(2 ** 62)
 
@@ -20,7 +22,7 @@ class Encoder:
     """Encodes (batch of) real or complex vectors into Plaintexts and decodes them back."""
 
     def __init__(self, context):
-        self.context = context
+        self.context = check_context(context, "Encoder")
         n = context.n
         g = np.array([pow(5, j, 2 * n) for j in range(n // 2)], dtype=np.int64)
         self._slot_pos = (g - 1) // 2
@@ -29,17 +31,21 @@ class Encoder:
 
     # ---------------------------------------------------------------- encode
     def encode(self, values, level: int | None = None, scale: float | None = None) -> Plaintext:
-        """Encode ``values`` of shape (k,) or (batch, k), k <= slots (zero-padded).
+        """Encode ``values`` of shape (k,) or (batch, k), 1 <= k <= slots (zero-padded).
 
-        Raises ParameterError for too many values or non-finite ones, LevelError for a
-        level outside [0, max_level].
+        Raises ParameterError for no values, too many values or non-finite ones,
+        LevelError for a level outside [0, max_level], ModulusOverflowError when
+        max|value| * scale does not fit Q_level (see rlwe.objects.check_fits: one bit for
+        the sign and one of headroom), ResourceError for a batch larger than memory.
         """
         ctx = self.context
         level = ctx.max_level if level is None else self._level(level)
-        scale = ctx.default_scale if scale is None else float(scale)
-        if not np.isfinite(scale) or scale <= 0:
-            raise ParameterError(f"scale must be a positive finite number, got {scale}")
+        scale = ctx.default_scale if scale is None else _scale(scale)
         z = self._values(values)
+        check_memory(z.shape[0] * ctx.n * (48 + 16 * (level + 1)),
+                     f"encoding a batch of {z.shape[0]} vectors")
+        bound = float(np.max(np.abs(z)))
+        check_fits(ctx, level, scale, bound, what="the encoded values")
         v = np.zeros((z.shape[0], ctx.n), dtype=np.complex128)
         v[:, self._slot_pos[: z.shape[1]]] = z
         v[:, self._conj_pos[: z.shape[1]]] = np.conj(z)
@@ -47,10 +53,10 @@ class Encoder:
         basis = ctx.q_basis(level)
         be = ctx.backend
         res = be.to_device(_residues(np.round(m), basis.primes, scale))
-        return Plaintext(be.ntt(res, basis), level, scale, ctx)
+        return Plaintext(be.ntt(res, basis), level, scale, ctx, value_bound=bound)
 
     def _level(self, level) -> int:
-        if not isinstance(level, (int, np.integer)) or not 0 <= level <= self.context.max_level:
+        if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or not 0 <= level <= self.context.max_level:
             raise LevelError(f"level {level!r} is outside [0, {self.context.max_level}]")
         return int(level)
 
@@ -64,6 +70,9 @@ class Encoder:
         if z.ndim not in (1, 2):
             raise ParameterError(f"values must have shape (k,) or (batch, k), got {z.shape}")
         z = np.atleast_2d(z).astype(np.complex128)
+        if z.shape[1] == 0:
+            raise ParameterError(f"values hold no numbers (shape {z.shape}): needs 1 to "
+                                 f"{self.context.slots} values per vector")
         if z.shape[1] > self.context.slots:
             raise ParameterError(f"{z.shape[1]} values do not fit: the slot count is "
                                  f"{self.context.slots}")
@@ -87,6 +96,16 @@ class Encoder:
         m = crt_compose(coeffs, basis.primes, pt.scale)
         z = np.fft.ifft(m * self._twist, axis=-1)[:, self._slot_pos] * ctx.n
         return z[0] if z.shape[0] == 1 else z
+
+
+def _scale(scale) -> float:
+    """A user-given scale as a float, or ParameterError."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)):
+        raise ParameterError(f"scale must be a real number, got {scale!r}")
+    scale = float(scale)
+    if not np.isfinite(scale) or scale <= 0:
+        raise ParameterError(f"scale must be a positive finite number, got {scale}")
+    return scale
 
 
 def _residues(m: np.ndarray, primes, scale: float) -> np.ndarray:

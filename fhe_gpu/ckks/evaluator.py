@@ -5,29 +5,48 @@ ciphertext), align levels by dropping the higher one, broadcast a batch of 1 aga
 batch of B, and refuse scales that differ by more than a relative 1e-9 unless the
 evaluator was made with ``strict=False``, which matches them with a constant (one level).
 Scales are tracked exactly: rescale divides by the actual prime.
+
+Every result carries its key set's id (operands of different key sets raise
+KeyMismatchError), a bound on |slot value| and the predicted variance of its error
+(:mod:`fhe_gpu.ckks.noise`); a result whose bound times scale does not fit the modulus of
+its level raises ModulusOverflowError instead of decrypting to a wrong value.
 """
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
 
 from ..errors import KeyMissingError, LevelError, ParameterError, ScaleMismatchError
 from ..rlwe import keyswitch
-from ..rlwe.keys import EvaluationKeys
-from ..rlwe.objects import Ciphertext, Plaintext
+from ..rlwe.keys import EvaluationKeys, check_context
+from ..rlwe.objects import Ciphertext, Plaintext, check_fits, check_same_keys
+from . import noise
 from .encoder import Encoder
 
 SCALE_RTOL = 1e-9
+#: largest |scalar| an operation accepts (beyond it no scale leaves room in any modulus)
+MAX_SCALAR = 2.0 ** 100
+
+
+def _sum_or_none(*xs):
+    return None if any(x is None for x in xs) else float(sum(xs))
+
+
+def _prod_or_none(*xs):
+    return None if any(x is None for x in xs) else float(math.prod(xs))
 
 
 class Evaluator:
     """Evaluates operations with public material only (evaluation keys, never a secret).
 
-    ``evk=None`` allows every operation except relinearization and rotations.
+    ``evk=None`` allows every operation except relinearization and rotations. Ciphertexts
+    must belong to the key set of ``evk`` (same ``key_id``), else KeyMismatchError.
     """
 
     def __init__(self, context, evk: EvaluationKeys | None = None, strict: bool = True):
+        check_context(context, "Evaluator")
         if evk is not None:
             if not isinstance(evk, EvaluationKeys):
                 raise ParameterError(f"evk must be EvaluationKeys or None, got "
@@ -35,6 +54,7 @@ class Evaluator:
             context.check(evk, "evaluation keys")
         self.context = context
         self.evk = evk
+        self.key_id = None if evk is None else evk.key_id
         self.strict = bool(strict)
         self._encoder = Encoder(context)
 
@@ -42,21 +62,34 @@ class Evaluator:
     def _ct(self, x, what="operand") -> Ciphertext:
         if not isinstance(x, Ciphertext):
             raise ParameterError(f"{what} must be a Ciphertext, got {type(x).__name__}")
-        return self.context.check(x, what)
+        self.context.check(x, what)
+        check_same_keys(x.key_id, self.key_id, f"the {what}", "this Evaluator's keys")
+        return x
 
     def _kind(self, x) -> str:
         if isinstance(x, Ciphertext):
-            self.context.check(x, "ciphertext operand")
+            self._ct(x, "ciphertext operand")
             return "ct"
         if isinstance(x, Plaintext):
             self.context.check(x, "plaintext operand")
             return "pt"
         if isinstance(x, numbers.Number) and not isinstance(x, bool):
-            if not np.isfinite(complex(x)):
-                raise ParameterError(f"scalar operand must be finite, got {x}")
+            try:
+                c = complex(x)
+            except (OverflowError, TypeError, ValueError):
+                c = complex(math.inf)
+            if not (np.isfinite(c) and abs(c) <= MAX_SCALAR):
+                raise ParameterError(f"scalar operand must be finite and at most 2^100 in "
+                                     f"magnitude, got {x!r:.40}")
             return "scalar"
         raise ParameterError(f"operand must be a Ciphertext, Plaintext or scalar, got "
                              f"{type(x).__name__}")
+
+    def _out(self, data, level, scale, key_id, var, bound, what) -> Ciphertext:
+        """A result ciphertext, refused when its bound and scale do not fit its level."""
+        check_fits(self.context, level, scale, bound, what=what)
+        return Ciphertext(data, level, scale, self.context, key_id=key_id, noise_var=var,
+                          value_bound=bound)
 
     def _batch(self, a, b) -> None:
         ba, bb = a.batch_size, b.batch_size
@@ -69,19 +102,24 @@ class Evaluator:
         return self.drop_level(a, level), self.drop_level(b, level)
 
     def _match_scales(self, a: Ciphertext, b):
-        """Operands of one level and (within SCALE_RTOL) one scale, or ScaleMismatchError."""
-        a, b = self._align(a, b)
+        """Operands of one level and (within SCALE_RTOL) one scale, or ScaleMismatchError.
+
+        With ``strict=False`` the operand that can spend a level (a ciphertext above the
+        other's level, else any ciphertext) is brought to the other's scale with
+        mul_to_scale before the levels are aligned."""
         if abs(a.scale - b.scale) <= SCALE_RTOL * max(a.scale, b.scale):
-            return a, b
+            return self._align(a, b)
         if self.strict:
             raise ScaleMismatchError(
                 f"scales differ: {a.scale!r} vs {b.scale!r} (relative difference "
                 f"{abs(a.scale - b.scale) / max(a.scale, b.scale):.3g} > {SCALE_RTOL}); "
                 f"rescale first or use Evaluator(..., strict=False)")
-        if isinstance(b, Ciphertext):
+        if isinstance(b, Ciphertext) and b.level > a.level:
             b = self.mul_to_scale(b, 1.0, a.scale)
-        else:
+        elif a.level > b.level or not isinstance(b, Ciphertext):
             a = self.mul_to_scale(a, 1.0, b.scale)
+        else:
+            b = self.mul_to_scale(b, 1.0, a.scale)
         return self._align(a, b)
 
     def _mul_int(self, ct: Ciphertext, k: int):
@@ -121,31 +159,42 @@ class Evaluator:
                 return self._add_real(a, -c.real if subtract else c.real)
             b, kb = self._scalar_pt(c, a.level, a.scale), "pt"
         self._batch(a, b)
+        if kb == "ct":
+            check_same_keys(a.key_id, b.key_id, "the first ciphertext", "the second")
         a, b = self._match_scales(a, b)
         basis = self.context.q_basis(a.level)
         op = be.sub if subtract else be.add
         if kb == "ct":
             data = op(a.data, b.data, basis)
+            var = _sum_or_none(a.noise_var, b.noise_var)
         else:
             c0 = op(a.data[:, 0], b.data, basis)
             data = be.xp.stack([c0, be.xp.broadcast_to(a.data[:, 1], c0.shape)], axis=1)
-        return Ciphertext(data, a.level, a.scale, self.context)
+            var = _sum_or_none(a.noise_var, noise.encoding_variance(
+                self.context.n, b.scale, b.value_bound))
+        bound = _sum_or_none(a.value_bound, b.value_bound)
+        return self._out(data, a.level, a.scale, a.key_id, var, bound, "the sum")
 
     def _add_real(self, a: Ciphertext, c: float) -> Ciphertext:
         """Add the real constant c to every slot: round(c*scale) on coefficient 0."""
         be = self.context.backend
+        bound = _sum_or_none(a.value_bound, abs(c))
+        check_fits(self.context, a.level, a.scale, max(abs(c), bound or 0.0),
+                   what="the sum with a constant")
         basis = self.context.q_basis(a.level)
         k = int(round(c * a.scale))
         col = np.array([k % q for q in basis.primes], dtype=np.uint64)[:, None]
         const = be.to_device(np.ascontiguousarray(np.broadcast_to(col, (len(basis), a.context.n))))
         c0 = be.add(a.data[:, 0], const, basis)
-        return Ciphertext(be.xp.stack([c0, a.data[:, 1]], axis=1), a.level, a.scale, self.context)
+        var = _sum_or_none(a.noise_var, 1.0 / 12.0)
+        return self._out(be.xp.stack([c0, a.data[:, 1]], axis=1), a.level, a.scale, a.key_id,
+                         var, bound, "the sum with a constant")
 
     def negate(self, a) -> Ciphertext:
         """-a."""
         a = self._ct(a)
         data = self.context.backend.neg(a.data, self.context.q_basis(a.level))
-        return Ciphertext(data, a.level, a.scale, self.context)
+        return a._like(data)
 
     # ------------------------------------------------------------ multiply
     def mul(self, a, b, rescale: bool = True) -> Ciphertext:
@@ -167,6 +216,8 @@ class Evaluator:
             out = self._mul_scalar(a, complex(b))
         else:
             self._batch(a, b)
+            if kb == "ct":
+                check_same_keys(a.key_id, b.key_id, "the first ciphertext", "the second")
             a, b = self._align(a, b)
             out = self._mul_ct(a, b) if kb == "ct" else self._mul_pt(a, b)
         return self.rescale(out) if rescale else out
@@ -178,36 +229,61 @@ class Evaluator:
         computed along different paths can be given one common scale exactly.
         """
         a = self._ct(a)
+        c, scale = _real("the constant", c), _real("scale", scale)
+        if not scale >= 1.0:
+            raise ParameterError(f"scale must be >= 1, got {scale!r}")
         if a.level == 0:
             raise LevelError("cannot rescale: level 0 (mul_to_scale needs one level)")
         q_l = self.context.q_primes[a.level]
-        data = self._mul_int(a, int(round(float(c) * scale * q_l / a.scale)))
-        out = self.rescale(Ciphertext(data, a.level, scale * q_l, self.context))
-        return Ciphertext(out.data, out.level, float(scale), self.context)
+        bound = _prod_or_none(a.value_bound, abs(c))
+        check_fits(self.context, a.level, scale * q_l, bound, what="mul_to_scale's product")
+        k = int(round(c * scale * q_l / a.scale))
+        var = None if a.noise_var is None or a.value_bound is None else \
+            noise.scalar_variance(a.noise_var, k, a.scale, a.value_bound)
+        data = self._mul_int(a, k)
+        out = self.rescale(Ciphertext(data, a.level, scale * q_l, self.context,
+                                      key_id=a.key_id, noise_var=var, value_bound=bound))
+        return out._like(out.data, scale=scale)
 
     def _mul_scalar(self, a: Ciphertext, c: complex) -> Ciphertext:
         q_l = self.context.q_primes[a.level]
         if c.imag != 0:
             return self._mul_pt(a, self._scalar_pt(c, a.level, float(q_l)))
-        data = self._mul_int(a, int(round(c.real * q_l)))
-        return Ciphertext(data, a.level, a.scale * q_l, self.context)
+        bound = _prod_or_none(a.value_bound, abs(c.real))
+        check_fits(self.context, a.level, a.scale * q_l, bound, what="the product")
+        k = int(round(c.real * q_l))
+        var = None if a.noise_var is None or a.value_bound is None else \
+            noise.scalar_variance(a.noise_var, k, a.scale, a.value_bound)
+        return self._out(self._mul_int(a, k), a.level, a.scale * q_l, a.key_id, var, bound,
+                         "the product")
 
     def _mul_pt(self, a: Ciphertext, b: Plaintext) -> Ciphertext:
         be = self.context.backend
+        bound = _prod_or_none(a.value_bound, b.value_bound)
+        check_fits(self.context, a.level, a.scale * b.scale, bound, what="the product")
         data = be.mul(a.data, b.data[:, None], self.context.q_basis(a.level))
-        return Ciphertext(data, a.level, a.scale * b.scale, self.context)
+        var = None if None in (a.noise_var, a.value_bound, b.value_bound) else \
+            noise.mul_variance(self.context.n, (a.noise_var, a.scale, a.value_bound),
+                               (None, b.scale, b.value_bound), pt_b=True)
+        return self._out(data, a.level, a.scale * b.scale, a.key_id, var, bound, "the product")
 
     def _mul_ct(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
         if self.evk is None:
             raise KeyMissingError("no relinearization key: this Evaluator was made with "
                                   "evk=None, ciphertext x ciphertext needs one")
         key = self.evk.relin_key()
+        bound = _prod_or_none(a.value_bound, b.value_bound)
+        check_fits(self.context, a.level, a.scale * b.scale, bound, what="the product")
         be, basis = self.context.backend, self.context.q_basis(a.level)
         d02 = be.mul(a.data, b.data, basis)
         d1 = be.mul_add(a.data[:, 0], b.data[:, 1], be.mul(a.data[:, 1], b.data[:, 0], basis),
                         basis)
         data = keyswitch.relinearize(self.context, d02[:, 0], d1, d02[:, 1], key, a.level)
-        return Ciphertext(data, a.level, a.scale * b.scale, self.context)
+        var = None if None in (a.noise_var, b.noise_var, bound) else \
+            noise.mul_variance(self.context.n, (a.noise_var, a.scale, a.value_bound),
+                               (b.noise_var, b.scale, b.value_bound)) \
+            + noise.key_switch_variance(self.context, a.level)
+        return self._out(data, a.level, a.scale * b.scale, a.key_id, var, bound, "the product")
 
     def square(self, a, rescale: bool = True) -> Ciphertext:
         """a * a."""
@@ -219,20 +295,35 @@ class Evaluator:
         ct = self._ct(ct)
         if ct.level == 0:
             raise LevelError("cannot rescale: level 0")
-        data = self.context.backend.rescale(ct.data, self.context.q_basis(ct.level))
         q_l = self.context.q_primes[ct.level]
-        return Ciphertext(data, ct.level - 1, ct.scale / q_l, self.context)
+        check_fits(self.context, ct.level - 1, ct.scale / q_l, ct.value_bound,
+                   what="the rescaled ciphertext")
+        data = self.context.backend.rescale(ct.data, self.context.q_basis(ct.level))
+        var = None if ct.noise_var is None else \
+            noise.rescale_variance(self.context.n, ct.noise_var, q_l)
+        return self._out(data, ct.level - 1, ct.scale / q_l, ct.key_id, var, ct.value_bound,
+                         "the rescaled ciphertext")
 
     def drop_level(self, x, to_level: int):
         """The same Ciphertext or Plaintext with its limbs above ``to_level`` dropped."""
-        if not isinstance(to_level, (int, np.integer)) or not 0 <= to_level <= x.level:
+        if isinstance(x, Ciphertext):
+            self._ct(x, "ciphertext")
+        elif isinstance(x, Plaintext):
+            self.context.check(x, "plaintext")
+        else:
+            raise ParameterError(f"drop_level needs a Ciphertext or Plaintext, got "
+                                 f"{type(x).__name__}")
+        if isinstance(to_level, bool) or not isinstance(to_level, (int, np.integer)) \
+                or not 0 <= to_level <= x.level:
             raise LevelError(f"cannot drop from level {x.level} to level {to_level!r}: "
                              f"needs 0 <= to_level <= {x.level}")
         if to_level == x.level:
             return x
+        check_fits(self.context, int(to_level), x.scale, x.value_bound,
+                   what=f"the {type(x).__name__} dropped to level {to_level}")
         xp = self.context.backend.xp
         data = xp.ascontiguousarray(x.data[..., : to_level + 1, :])
-        return type(x)(data, int(to_level), x.scale, x.context)
+        return x._like(data, level=int(to_level))
 
     # ------------------------------------------------------------ rotations
     def _galois_key(self, galois_elt: int, what: str):
@@ -241,6 +332,12 @@ class Evaluator:
                                   f"evk=None")
         return self.evk.galois_key(galois_elt, what)
 
+    def _switched(self, ct: Ciphertext, data) -> Ciphertext:
+        var = None if ct.noise_var is None else \
+            ct.noise_var + noise.key_switch_variance(self.context, ct.level)
+        return Ciphertext(data, ct.level, ct.scale, self.context, key_id=ct.key_id,
+                          noise_var=var, value_bound=ct.value_bound)
+
     def rotate(self, ct, k: int) -> Ciphertext:
         """Rotate slots left by k: decode(result)[i] == decode(ct)[(i + k) % slots]."""
         return self.rotate_many(ct, [k])[0]
@@ -248,7 +345,11 @@ class Evaluator:
     def rotate_many(self, ct, steps) -> list[Ciphertext]:
         """Rotations of ``ct`` by each step, hoisted: one ModUp shared by all."""
         ct = self._ct(ct)
-        steps = [self._step(k) for k in steps]
+        try:
+            steps = [self._step(k) for k in steps]
+        except TypeError:
+            raise ParameterError(f"steps must be a list of integers, got {steps!r:.60}") \
+                from None
         keys = {k: self._galois_key(self.context.galois_element(k), f"rotation {k}")
                 for k in steps if k % self.context.slots}
         ext = keyswitch.decompose(self.context, ct.data[:, 1], ct.level) if keys else None
@@ -259,7 +360,7 @@ class Evaluator:
                 continue
             g = self.context.galois_element(k)
             data = keyswitch.automorph(self.context, ct.data, g, keys[k], ct.level, ext=ext)
-            out.append(Ciphertext(data, ct.level, ct.scale, self.context))
+            out.append(self._switched(ct, data))
         return out
 
     def conjugate(self, ct) -> Ciphertext:
@@ -268,10 +369,24 @@ class Evaluator:
         g = self.context.conjugation_element
         key = self._galois_key(g, "conjugation")
         data = keyswitch.automorph(self.context, ct.data, g, key, ct.level)
-        return Ciphertext(data, ct.level, ct.scale, self.context)
+        return self._switched(ct, data)
 
     @staticmethod
     def _step(k) -> int:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
             raise ParameterError(f"rotation step must be an integer, got {k!r}")
         return int(k)
+
+
+def _real(what: str, x) -> float:
+    """A finite real number of magnitude at most MAX_SCALAR, or ParameterError."""
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        raise ParameterError(f"{what} must be a real number, got {x!r:.40}")
+    try:
+        v = float(x)
+    except OverflowError:
+        v = math.inf
+    if not (math.isfinite(v) and abs(v) <= MAX_SCALAR):
+        raise ParameterError(f"{what} must be finite and at most 2^100 in magnitude, "
+                             f"got {x!r:.40}")
+    return v

@@ -8,7 +8,7 @@ import struct
 from ..errors import ParameterError
 from ..ring.numbers import generate_primes
 from ..rlwe import wire_hook
-from ..rlwe.security import check_security, log2_product
+from ..rlwe.security import MAX_LOG_QP, check_security, log2_product
 
 _PRESETS = {
     # name: (log_n, q_bits, p_bits, scale_bits, dnum)
@@ -33,28 +33,52 @@ class Parameters:
     ----------
     log_n : log2 of the ring degree N (slots = N/2).
     q_bits : bit sizes of the ciphertext primes q_0..q_L (q_0 first: the base prime).
-    p_bits : bit sizes of the special primes of hybrid key switching.
+    p_bits : bit sizes of the special primes of hybrid key switching; None sizes P to cover
+        the largest digit (60-bit primes, as OpenFHE does).
     scale_bits : default encoding scale 2^scale_bits.
-    dnum : key-switching digits at full level; None -> ceil(len(q_bits)/len(p_bits)).
+    dnum : key-switching digits at full level; None -> ceil(len(q_bits)/len(p_bits)), or
+        min(3, len(q_bits)) when p_bits is None.
     security : 128, 192, 256, or None to opt out of the check (logged).
 
-    Raises ParameterError on malformed sizes and SecurityError when log2(QP) exceeds the
-    HomomorphicEncryption.org bound for N.
+    Raises ParameterError on malformed sizes or a key-switching digit larger than P by more
+    than one bit (key switching would then lose the digit's excess bits of precision), and
+    SecurityError when the actual log2(QP) of the generated primes exceeds the
+    HomomorphicEncryption.org bound for N. A digit of about P's size (SEAL's chain [60, 40,
+    40] with one 60-bit special prime) is allowed: each key switch then adds noise of about
+    the scale's size divided by 2^(log P - log digit), a cost the noise model predicts.
+    Parameters are immutable.
     """
 
-    def __init__(self, log_n: int, q_bits, p_bits, scale_bits: int = 40, dnum=None,
+    def __init__(self, log_n: int, q_bits, p_bits=None, scale_bits: int = 40, dnum=None,
                  security=128):
-        self.log_n = _int_in("log_n", log_n, MIN_LOG_N, MAX_LOG_N)
-        self.q_bits = [_int_in("q_bits entry", b, 2, 61) for b in _listify("q_bits", q_bits)]
-        self.p_bits = [_int_in("p_bits entry", b, 2, 61) for b in _listify("p_bits", p_bits)]
-        self.scale_bits = _int_in("scale_bits", scale_bits, 1, 120)
-        nq = len(self.q_bits)
-        default = math.ceil(nq / len(self.p_bits))
-        self.dnum = default if dnum is None else _int_in("dnum", dnum, 1, nq)
-        self.security = security
-        check_security(self.log_n, sum(self.q_bits) + sum(self.p_bits), security)
-        self.q_primes, self.p_primes = self._primes()
-        self.log_qp = log2_product(self.q_primes + self.p_primes)
+        init = object.__setattr__
+        init(self, "log_n", _int_in("log_n", log_n, MIN_LOG_N, MAX_LOG_N))
+        q_bits = [_int_in("q_bits entry", b, 2, 61) for b in _listify("q_bits", q_bits)]
+        nq = len(q_bits)
+        if p_bits is None:
+            dnum = min(3, nq) if dnum is None else _int_in("dnum", dnum, 1, nq)
+            p_bits = _auto_p_bits(q_bits, dnum)
+        p_bits = [_int_in("p_bits entry", b, 2, 61) for b in _listify("p_bits", p_bits)]
+        default = math.ceil(nq / len(p_bits))
+        init(self, "q_bits", q_bits)
+        init(self, "p_bits", p_bits)
+        init(self, "scale_bits", _int_in("scale_bits", scale_bits, 1, 120))
+        init(self, "dnum", default if dnum is None else _int_in("dnum", dnum, 1, nq))
+        if security is not None and (isinstance(security, bool) or security not in MAX_LOG_QP):
+            raise ParameterError(f"security={security!r} is not supported: use 128, 192, 256 "
+                                 f"or None")
+        init(self, "security", security)
+        check_security(self.log_n, sum(q_bits) + sum(p_bits), security)
+        q_primes, p_primes = self._primes()
+        init(self, "q_primes", q_primes)
+        init(self, "p_primes", p_primes)
+        init(self, "log_qp", log2_product(q_primes + p_primes))
+        check_security(self.log_n, self.log_qp, security, quiet=True)
+        _check_digits(q_primes, p_primes, self.dnum)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"Parameters are immutable: cannot set {name!r} (make a new "
+                             f"Parameters object)")
 
     def _primes(self):
         used: list[int] = []
@@ -118,7 +142,7 @@ class Parameters:
     @classmethod
     def preset(cls, name: str, security=128) -> "Parameters":
         """A named parameter set (see :meth:`presets`)."""
-        if name not in _PRESETS:
+        if not isinstance(name, str) or name not in _PRESETS:
             raise ParameterError(f"unknown preset {name!r}: expected one of {sorted(_PRESETS)}")
         log_n, q_bits, p_bits, scale_bits, dnum = _PRESETS[name]
         return cls(log_n, q_bits, p_bits, scale_bits, dnum, security)
@@ -132,6 +156,31 @@ class Parameters:
     def __repr__(self):
         return (f"Parameters(log_n={self.log_n}, q_bits={self.q_bits}, p_bits={self.p_bits}, "
                 f"scale_bits={self.scale_bits}, dnum={self.dnum}, security={self.security})")
+
+
+def _digit_logs(q_primes, dnum: int) -> list[float]:
+    """log2 of each key-switching digit's prime product at full level."""
+    alpha = math.ceil(len(q_primes) / dnum)
+    return [log2_product(q_primes[s:s + alpha]) for s in range(0, len(q_primes), alpha)]
+
+
+def _auto_p_bits(q_bits, dnum: int) -> list[int]:
+    """60-bit special primes, as many as cover the largest digit (OpenFHE's choice)."""
+    alpha = math.ceil(len(q_bits) / dnum)
+    largest = max(sum(q_bits[s:s + alpha]) for s in range(0, len(q_bits), alpha))
+    return [60] * max(1, math.ceil(largest / 60))
+
+
+def _check_digits(q_primes, p_primes, dnum: int) -> None:
+    """ParameterError when the largest digit exceeds P by more than one bit."""
+    log_p = log2_product(p_primes)
+    worst = max(_digit_logs(q_primes, dnum))
+    if worst > log_p + 1:
+        raise ParameterError(
+            f"the largest key-switching digit has {worst:.1f} bits, but P = prod(p_bits) has "
+            f"only {log_p:.1f}: key switching would lose about {worst - log_p:.0f} bits. Use a "
+            f"larger dnum, more or larger special primes, or p_bits=None to size P "
+            f"automatically")
 
 
 def _listify(name, value) -> list:

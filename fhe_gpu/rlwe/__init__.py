@@ -1,6 +1,7 @@
 """RLWE: keys, key generation, encryption, decryption and hybrid key switching."""
 from .context import Context
-from .encryptor import Decryptor, Encryptor
+from .decryptor import Decryptor
+from .encryptor import Encryptor
 from .keys import EvaluationKeys, KeyGenerator, PublicKey, SecretKey, SwitchingKey
 from .objects import Ciphertext, Plaintext
 

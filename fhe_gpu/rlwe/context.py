@@ -5,11 +5,10 @@ Holds no keys and no data; every object made under a context carries its fingerp
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import numpy as np
 
-from ..errors import ContextMismatchError
+from ..errors import BackendUnavailableError, ContextMismatchError, ParameterError
 from ..ring import basis, get_backend, prime_set
 
 
@@ -33,11 +32,19 @@ class Context:
         self.dnum = int(dnum)
         self.alpha = math.ceil(len(self.q_primes) / self.dnum)
         self.fingerprint = bytes(fingerprint)
+        bad = [q for q in self.q_primes + self.p_primes if q < 2 or (q - 1) % (2 * self.n)]
+        if bad:
+            raise ParameterError(f"primes {bad[:4]} are not NTT-friendly for n={self.n}: "
+                                 f"every prime must be 1 mod 2n={2 * self.n}")
+        if not isinstance(backend, str) and not hasattr(backend, "ntt"):
+            raise BackendUnavailableError(f"backend must be 'auto', 'cpu', 'cuda' or a "
+                                          f"RingBackend, got {backend!r:.60}")
         self.backend = get_backend(backend)
         self.universe = prime_set(self.n, self.q_primes + self.p_primes)
         nq = len(self.q_primes)
         self.p_basis = basis(self.universe, tuple(range(nq, nq + len(self.p_primes))))
         self.full_qp = self.qp_basis(self.max_level)
+        self._qp_rows: dict[tuple[int, int], np.ndarray] = {}
 
     @property
     def backend_name(self) -> str:
@@ -55,8 +62,13 @@ class Context:
     def qp_rows(self, level: int, special: int | None = None) -> np.ndarray:
         """Row indices of q_0..q_level and the first ``special`` special primes (all of
         them by default: qp_basis(level)) in arrays over the full Q u P basis."""
-        k = len(self.p_primes) if special is None else special
-        return _qp_rows(len(self.q_primes), k, level)
+        key = (int(level), len(self.p_primes) if special is None else int(special))
+        rows = self._qp_rows.get(key)
+        if rows is None:
+            nq = len(self.q_primes)
+            rows = np.array(list(range(key[0] + 1)) + list(range(nq, nq + key[1])), dtype=np.int64)
+            rows = self._qp_rows.setdefault(key, rows)
+        return rows
 
     def galois_element(self, steps: int) -> int:
         """The Galois element 5^steps mod 2n of a rotation by ``steps`` slots."""
@@ -76,8 +88,3 @@ class Context:
                 f"{what} has parameter fingerprint {got}, but this context needs "
                 f"{self.fingerprint.hex()[:16]}: it was made under other parameters")
         return obj
-
-
-@lru_cache(maxsize=256)
-def _qp_rows(nq: int, np_: int, level: int) -> np.ndarray:
-    return np.array(list(range(level + 1)) + list(range(nq, nq + np_)), dtype=np.int64)

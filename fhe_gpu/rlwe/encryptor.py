@@ -19,9 +19,9 @@ from __future__ import annotations
 import math
 
 from ..errors import ParameterError
-from .keys import PublicKey, SecretKey
+from .keys import PublicKey, SecretKey, check_context
 from .objects import Ciphertext, Plaintext
-from .sampling import TAIL, Sampler, to_rns, uniform_poly
+from .sampling import SIGMA, TAIL, Sampler, to_rns, uniform_poly
 
 #: statistical distance, in bits, below which the errors of public-key encryption are skipped
 STATISTICAL_BITS = 80
@@ -44,6 +44,33 @@ def encryption_special_primes(n: int, p_primes) -> int:
     return len(p_primes)
 
 
+def rounding_variance(n: int) -> float:
+    """Variance of the rounding term r0 + r1*s of a division by a prime product (ModDown,
+    rescale): r0, r1 uniform in [-1/2, 1/2), s ternary with 2n/3 nonzero coefficients."""
+    return (1.0 + 2.0 * n / 3.0) / 12.0
+
+
+#: float64 relative error allowed for the encoder's and decoder's FFTs: the 2-norm of an FFT's
+#: rounding error is at most a small multiple of eps * log2(N) times the 2-norm of its output
+FFT_RELATIVE_ERROR = 2.0 ** -54
+
+
+def encoding_variance(n: int, scale: float, bound) -> float:
+    """Variance of the encoding error of values bounded by ``bound`` at ``scale``: the
+    rounding to integers (1/12) and the float64 error of the FFT, whose 2-norm is at most
+    FFT_RELATIVE_ERROR * log2(n) * scale * bound (the 2-norm of the coefficients), spread
+    over n coefficients."""
+    b = 1.0 if bound is None else max(float(bound), 1.0)
+    fft = FFT_RELATIVE_ERROR * math.log2(max(n, 2)) * scale * b
+    return 1.0 / 12.0 + fft * fft / n
+
+
+def fresh_variance(n: int, public: bool, scale: float = 1.0, bound=None) -> float:
+    """Predicted variance of a fresh ciphertext's error coefficients: the encoding error
+    plus the Gaussian error (symmetric) or the ModDown rounding (public key)."""
+    return encoding_variance(n, scale, bound) + (rounding_variance(n) if public else SIGMA ** 2)
+
+
 def _check_plaintext(context, pt):
     if not isinstance(pt, Plaintext):
         raise ParameterError(f"encrypt needs a Plaintext, got {type(pt).__name__}")
@@ -51,15 +78,21 @@ def _check_plaintext(context, pt):
 
 
 class Encryptor:
-    """Encrypts Plaintexts under a PublicKey, or under a SecretKey (seeded symmetric)."""
+    """Encrypts Plaintexts under a PublicKey, or under a SecretKey (seeded symmetric).
+
+    ``seed`` makes the encryption randomness reproducible, for tests only: a seeded
+    Encryptor repeats its ciphertexts' randomness, which reveals differences of messages.
+    Ciphertexts carry the key's ``key_id`` and the predicted variance of their fresh noise.
+    """
 
     def __init__(self, context, key, seed: bytes | None = None):
+        check_context(context, "Encryptor")
         if not isinstance(key, (PublicKey, SecretKey)):
             raise ParameterError(f"Encryptor needs a PublicKey or SecretKey, got "
                                  f"{type(key).__name__}")
         self.context = context
         self.key = context.check(key, "key")
-        self._sampler = Sampler(seed)
+        self._sampler = Sampler(seed, b"encrypt")
         self._p_count = encryption_special_primes(context.n, context.p_primes)
         self._add_errors = errors_vanish_bits(context.n, context.p_primes[:self._p_count]) \
             > -STATISTICAL_BITS
@@ -88,7 +121,9 @@ class Encryptor:
         c = be.mod_down(c, q, p)
         c0 = c[:, 0]
         be.add(c0, pt.data, q, out=c0)
-        return Ciphertext(c, level, pt.scale, ctx)
+        return Ciphertext(c, level, pt.scale, ctx, key_id=self.key.key_id,
+                          noise_var=fresh_variance(ctx.n, True, pt.scale, pt.value_bound),
+                          value_bound=pt.value_bound)
 
     def _public_key_rows(self, level):
         """The public key over q_0..q_level and the special primes in use, contiguous
@@ -108,26 +143,7 @@ class Encryptor:
         e = be.ntt(be.to_device(to_rns(self._sampler.gaussian((batch, ctx.n)), q.primes)), q)
         s = self.key.ntt()[: level + 1]
         c0 = be.sub(be.add(e, pt.data, q), be.mul(a, s, q), q)
-        return Ciphertext(be.xp.stack([c0, a], axis=1), level, pt.scale, ctx, seed=seed)
-
-
-class Decryptor:
-    """Decrypts ciphertexts with the secret key: m = c0 + c1*s."""
-
-    def __init__(self, context, secret_key: SecretKey):
-        if not isinstance(secret_key, SecretKey):
-            raise ParameterError(f"Decryptor needs a SecretKey, got {type(secret_key).__name__}")
-        self.context = context
-        self.secret_key = context.check(secret_key, "secret key")
-
-    def decrypt(self, ct: Ciphertext) -> Plaintext:
-        """The plaintext of ``ct`` (same level, scale and batch)."""
-        if not isinstance(ct, Ciphertext):
-            raise ParameterError(f"decrypt needs a Ciphertext, got {type(ct).__name__}")
-        ctx, be = self.context, self.context.backend
-        ctx.check(ct, "ciphertext")
-        q = ctx.q_basis(ct.level)
-        s = self.secret_key.ntt()[: ct.level + 1]
-        m = be.mul_add(ct.data[:, 1], s, ct.data[:, 0], q)
-        return Plaintext(m, ct.level, ct.scale, ctx)
-
+        return Ciphertext(be.xp.stack([c0, a], axis=1), level, pt.scale, ctx, seed=seed,
+                          key_id=self.key.key_id,
+                          noise_var=fresh_variance(ctx.n, False, pt.scale, pt.value_bound),
+                          value_bound=pt.value_bound)

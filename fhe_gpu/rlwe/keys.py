@@ -10,16 +10,39 @@ import numpy as np
 
 from ..errors import KeyMissingError, ParameterError, SerializationError
 from . import wire_hook
+from .resources import check_memory
 from .sampling import Sampler, to_rns, uniform_poly
 
 
-class SecretKey(wire_hook.WireMethods):
-    """The ternary secret s. Never handed to server-side objects."""
+#: bytes of a key id: the public name of a key set (SecretKey, PublicKey, EvaluationKeys
+#: and every ciphertext made under them carry it)
+KEY_ID_BYTES = 16
 
-    def __init__(self, coeffs: np.ndarray, context):
+
+def check_context(context, what: str):
+    """ParameterError unless ``context`` is a Context (what the constructor ``what`` needs)."""
+    from .context import Context
+    if not isinstance(context, Context):
+        raise ParameterError(f"{what} needs a Context as its first argument, got "
+                             f"{type(context).__name__}")
+    return context
+
+
+def _key_id(key_id) -> bytes:
+    if not isinstance(key_id, (bytes, bytearray)) or len(key_id) != KEY_ID_BYTES:
+        raise ParameterError(f"key_id must be {KEY_ID_BYTES} bytes, got {key_id!r:.60}")
+    return bytes(key_id)
+
+
+class SecretKey(wire_hook.WireMethods):
+    """The ternary secret s. Never handed to server-side objects. ``key_id`` is the public
+    name of its key set."""
+
+    def __init__(self, coeffs: np.ndarray, context, key_id: bytes):
         self.coeffs = np.asarray(coeffs, dtype=np.int8)
         self.context = context
         self.fingerprint = context.fingerprint
+        self.key_id = _key_id(key_id)
         self._ntt = None
         self._neg_ntt = None
 
@@ -51,13 +74,14 @@ class SecretKey(wire_hook.WireMethods):
 
 class PublicKey(wire_hook.WireMethods):
     """(b, a) = (-a*s + e, a) over the full Q u P basis, shape (2, limbs, n); ``seed``
-    (when set) expands a."""
+    (when set) expands a; ``key_id`` names the key set."""
 
-    def __init__(self, data, context, seed: bytes | None = None):
+    def __init__(self, data, context, seed: bytes | None = None, key_id: bytes = None):
         self.data = data
         self.context = context
         self.seed = seed
         self.fingerprint = context.fingerprint
+        self.key_id = _key_id(key_id)
 
 
 class SwitchingKey:
@@ -71,13 +95,22 @@ class SwitchingKey:
 
 
 class EvaluationKeys(wire_hook.WireMethods):
-    """Relinearization key and Galois keys (by Galois element). Holds no secret."""
+    """Relinearization key and Galois keys (by Galois element) of the key set ``key_id``.
+    Holds no secret."""
 
-    def __init__(self, context, relin: SwitchingKey | None = None, galois=None):
+    def __init__(self, context, relin: SwitchingKey | None = None, galois=None,
+                 key_id: bytes = None):
         self.context = context
         self.fingerprint = context.fingerprint
         self.relin = relin
         self.galois = dict(galois or {})
+        self.key_id = _key_id(key_id)
+
+    def key_bytes(self) -> int:
+        """Bytes one switching key occupies (digits x 2 x (L+1+K) limbs x N words)."""
+        ctx = self.context
+        digits = -(-len(ctx.q_primes) // ctx.alpha)
+        return digits * 2 * len(ctx.full_qp) * ctx.n * 8
 
     def relin_key(self) -> SwitchingKey:
         """The relinearization key, or KeyMissingError."""
@@ -97,13 +130,16 @@ class EvaluationKeys(wire_hook.WireMethods):
 class KeyGenerator:
     """Generates a secret key and the keys derived from it.
 
-    ``seed`` (bytes) makes generation reproducible, for tests only; None draws OS entropy.
+    ``seed`` (bytes) makes generation reproducible, for tests only: never use a seed for
+    real keys. None draws OS entropy. The key set's public ``key_id`` is drawn from the
+    same stream.
     """
 
     def __init__(self, context, seed: bytes | None = None):
-        self.context = context
-        self._sampler = Sampler(seed)
-        self.secret_key = SecretKey(self._sampler.ternary((context.n,)), context)
+        self.context = check_context(context, "KeyGenerator")
+        self._sampler = Sampler(seed, b"keygen")
+        self.key_id = self._sampler.seed()[:KEY_ID_BYTES]
+        self.secret_key = SecretKey(self._sampler.ternary((context.n,)), context, self.key_id)
 
     def _noise(self, shape_lead, basis):
         """A Gaussian error in evaluation form, shape shape_lead + (limbs, n)."""
@@ -119,7 +155,7 @@ class KeyGenerator:
         seed = self._sampler.seed()
         a = be.to_device(uniform_poly(seed, b"pk", qp.primes, ctx.n))
         b = be.mul_add(a, self.secret_key.neg_ntt(), self._noise((), qp), qp)
-        return PublicKey(ctx.backend.xp.stack([b, a]), ctx, seed)
+        return PublicKey(ctx.backend.xp.stack([b, a]), ctx, seed, self.key_id)
 
     def switching_key(self, s_from) -> SwitchingKey:
         """A key switching ``s_from`` (evaluation form over Q u P) to the secret key.
@@ -143,6 +179,12 @@ class KeyGenerator:
         b = be.mul_add(a, self.secret_key.neg_ntt(), e, qp, out=e)
         return SwitchingKey(xp.stack([b, a], axis=1), ctx, seed)
 
+    def key_bytes(self) -> int:
+        """Bytes one switching key occupies (digits x 2 x (L+1+K) limbs x N words)."""
+        ctx = self.context
+        digits = -(-len(ctx.q_primes) // ctx.alpha)
+        return digits * 2 * len(ctx.full_qp) * ctx.n * 8
+
     def relin_key(self) -> SwitchingKey:
         """The key switching s^2 to s."""
         be, qp = self.context.backend, self.context.full_qp
@@ -159,14 +201,21 @@ class KeyGenerator:
         """Relinearization key plus Galois keys for ``rotations`` (slot steps, any sign)
         and, when ``conjugation``, for complex conjugation."""
         ctx = self.context
+        try:
+            steps = list(rotations)
+        except TypeError:
+            raise ParameterError(f"rotations must be a list of integer steps, got "
+                                 f"{rotations!r:.60}") from None
         elements = set()
-        for k in rotations:
-            if not isinstance(k, (int, np.integer)):
+        for k in steps:
+            if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
                 raise ParameterError(f"rotation step {k!r} is not an integer")
             if k % (ctx.n // 2):
                 elements.add(ctx.galois_element(int(k)))
         if conjugation:
             elements.add(ctx.conjugation_element)
+        count = len(elements) + bool(relinearization)
+        check_memory(count * self.key_bytes(), f"{count} evaluation keys")
         galois = {g: self.galois_key(g) for g in sorted(elements)}
         relin = self.relin_key() if relinearization else None
-        return EvaluationKeys(ctx, relin, galois)
+        return EvaluationKeys(ctx, relin, galois, self.key_id)

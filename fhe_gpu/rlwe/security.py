@@ -25,14 +25,18 @@ def log2_product(primes) -> float:
     return sum(math.log2(p) for p in primes)
 
 
-def check_security(log_n: int, log_qp: float, security) -> None:
+def check_security(log_n: int, log_qp: float, security, quiet: bool = False) -> None:
     """Raise SecurityError when log_qp exceeds the bound for (N, security); None opts out.
 
-    ``log_qp`` is the sum of the primes' nominal bit sizes, as users state them; the primes
-    lie within a few thousand multiples of 2N of 2^bits, so the exact log2(QP) differs
-    from it by far less than one bit.
+    Parameters call it twice: on the nominal bit sizes (before generating primes, so that
+    absurd requests fail fast) and on the actual log2(QP) of the generated primes, which
+    can lie well above the nominal sum when many small primes are asked for (each is the
+    nearest NTT-friendly prime, up to several multiples of 2N above 2^bits). ``quiet``
+    skips the opt-out warning on the second call.
     """
     if security is None:
+        if quiet:
+            return
         log.warning("security=None: parameters N=2^%d, log QP=%.1f are NOT checked "
                     "against the HomomorphicEncryption.org table", log_n, log_qp)
         return
