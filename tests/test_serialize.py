@@ -5,6 +5,7 @@ speed against a CPU rescale."""
 from __future__ import annotations
 
 import math
+import os
 import re
 import struct
 import subprocess
@@ -491,7 +492,8 @@ def test_to_bytes_peak_rss_in_a_fresh_process():
     """The same bound on the RSS high-water mark of a fresh interpreter (first call, so
     that no freed heap from an earlier call hides the allocation)."""
     out = subprocess.run([sys.executable, "-c", _RSS_SCRIPT], capture_output=True, text=True,
-                         timeout=300, check=True).stdout.split()
+                         timeout=300, check=True,
+                         cwd=os.path.dirname(os.path.abspath(__file__))).stdout.split()
     size, grown = int(out[-2]), int(out[-1])
     print(f"\nN=2^12, 25 Galois keys: output {size:,} B, RSS high-water +{grown:,} B "
           f"({grown / size:.3f}x)")

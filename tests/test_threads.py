@@ -63,7 +63,8 @@ def run_script(body: str, env: dict | None = None) -> dict:
     code = PRELUDE + textwrap.dedent(body)
     try:
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              timeout=TIMEOUT, env={**os.environ, **(env or {})})
+                              timeout=TIMEOUT, env={**os.environ, **(env or {})},
+                              cwd=os.path.dirname(os.path.abspath(__file__)))
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"subprocess hung for {TIMEOUT} s and was killed; stderr:\n{exc.stderr}")
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
