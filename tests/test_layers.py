@@ -1,4 +1,5 @@
-"""The layers import only downward: engine -> ckks -> rlwe -> ring (DESIGN §1).
+"""The layers import only downward: engine -> circuits -> ckks -> rlwe -> ring (DESIGN §1);
+circuits reach nothing below ckks.
 
 Only fhe_gpu.ring imports numba, cupy, llvmlite or the compiled csrc/ modules.
 
@@ -17,7 +18,10 @@ from fhe_gpu import engine
 from conftest import make_world, small_params
 
 PKG = pathlib.Path(__file__).resolve().parents[1] / "fhe_gpu"
-RANK = {"ring": 0, "rlwe": 1, "ckks": 2, "serialize": 2, "engine": 3}
+RANK = {"ring": 0, "rlwe": 1, "ckks": 2, "serialize": 2, "circuits": 3, "engine": 4,
+        "serving": 5}
+#: layers a circuit may not reach past ckks into: circuits use Evaluator calls only
+BELOW_CKKS = ("ring", "rlwe", "serialize")
 ACCEL = ("numba", "cupy", "llvmlite")
 
 
@@ -49,6 +53,8 @@ def violations(rel: tuple, source: str) -> list[str]:
         if own and target and (RANK[target] > RANK[own] or {own, target} == {"ckks", "serialize"}
                                and own != target):
             out.append(f"layer {own} imports {name} (layer {target})")
+        if own == "circuits" and target in BELOW_CKKS:
+            out.append(f"layer circuits imports {name}: circuits use ckks.Evaluator only")
         if own != "ring" and name.split(".")[0] in ACCEL:
             out.append(f"layer {own} imports {name}: only fhe_gpu.ring may")
         compiled = name.rsplit(".", 1)[-1] in ("_core", "_cuda_emu")
@@ -73,6 +79,9 @@ def test_imports_point_down(path):
     (("ckks", "x.py"), "import numba"),
     (("rlwe", "x.py"), "from ..ring import _core"),
     (("ckks", "x.py"), "from ..serialize import codec"),
+    (("circuits", "x.py"), "from ..rlwe import keyswitch"),
+    (("circuits", "x.py"), "from ..ring import get_backend"),
+    (("circuits", "x.py"), "from .. import engine"),
 ])
 def test_checker_flags_upward_imports(rel, source):
     assert violations(rel, source)

@@ -285,6 +285,76 @@ class Evaluator:
             + noise.key_switch_variance(self.context, a.level)
         return self._out(data, a.level, a.scale * b.scale, a.key_id, var, bound, "the product")
 
+    def mul_plain_sum(self, cts, pts) -> Ciphertext:
+        """sum_i cts[i] * pts[i] without rescale: one accumulator updated by a fused
+        multiply-add per term (no temporaries). Ciphertexts of one level, scale and key
+        set; plaintexts of one scale (batch 1 or the ciphertexts' batch)."""
+        cts, pts = list(cts), list(pts)
+        if not cts or len(cts) != len(pts):
+            raise ParameterError(f"mul_plain_sum needs as many plaintexts as ciphertexts "
+                                 f"(at least one), got {len(cts)} and {len(pts)}")
+        first = self._ct(cts[0])
+        for ct, pt in zip(cts, pts):
+            self._ct(ct)
+            if not isinstance(pt, Plaintext):
+                raise ParameterError(f"mul_plain_sum needs Plaintexts, got {type(pt).__name__}")
+            self.context.check(pt, "plaintext")
+            check_same_keys(ct.key_id, first.key_id, "a ciphertext", "the first")
+            if ct.level != first.level or ct.scale != first.scale or pt.scale != pts[0].scale \
+                    or pt.level < first.level:
+                raise ScaleMismatchError(
+                    f"mul_plain_sum terms differ: level {ct.level} scale {ct.scale!r} x "
+                    f"plaintext level {pt.level} scale {pt.scale!r}, needs level "
+                    f"{first.level} scale {first.scale!r} x scale {pts[0].scale!r}")
+            self._batch(ct, pt)
+        scale = first.scale * pts[0].scale
+        bound = _sum_or_none(*[_prod_or_none(c.value_bound, p.value_bound)
+                               for c, p in zip(cts, pts)])
+        check_fits(self.context, first.level, scale, bound, what="the sum of products")
+        be, basis = self.context.backend, self.context.q_basis(first.level)
+        lead = np.broadcast_shapes(*[(c.batch_size,) for c in cts], *[(p.batch_size,)
+                                                                     for p in pts])
+        acc = be.zeros((lead[0], 2, len(basis), self.context.n))
+        var = 0.0
+        for ct, pt in zip(cts, pts):
+            pdata = pt.data if pt.level == first.level else pt.data[:, : first.level + 1]
+            be.mul_add(ct.data, pdata[:, None], acc, basis, out=acc)
+            var = None if None in (var, ct.noise_var, ct.value_bound, pt.value_bound) else \
+                var + noise.mul_variance(self.context.n, (ct.noise_var, ct.scale,
+                                                          ct.value_bound),
+                                         (None, pt.scale, pt.value_bound), pt_b=True)
+        return self._out(acc, first.level, scale, first.key_id, var, bound,
+                         "the sum of products")
+
+    def mul_by_scale(self, a, c: float) -> Ciphertext:
+        """c * a for a real c != 0 with no level and no noise: the result is the same
+        ciphertext read at scale a.scale / |c| (negated when c < 0). ModulusOverflowError
+        when that scale would fall below 1."""
+        a = self._ct(a)
+        c = _real("the constant", c)
+        if c == 0:
+            raise ParameterError("mul_by_scale needs a nonzero constant, got 0")
+        out = self.negate(a) if c < 0 else a
+        bound = _prod_or_none(a.value_bound, abs(c))
+        check_fits(self.context, a.level, a.scale / abs(c), bound,
+                   what=f"the ciphertext read at scale / {abs(c)!r}")
+        var = None if a.noise_var is None else a.noise_var
+        return Ciphertext(out.data, a.level, a.scale / abs(c), self.context, key_id=a.key_id,
+                          noise_var=var, value_bound=bound)
+
+    def assume_bound(self, a, bound: float) -> Ciphertext:
+        """The same ciphertext with ``value_bound`` set to ``bound``: for circuits that
+        prove a tighter bound than interval arithmetic tracks (a Chebyshev T_k of an input
+        in [-1, 1] stays in [-1, 1]). The caller answers for it: a wrong bound lets a value
+        the modulus cannot hold through."""
+        a = self._ct(a)
+        bound = _real("bound", bound)
+        if not bound > 0:
+            raise ParameterError(f"bound must be positive, got {bound!r}")
+        check_fits(self.context, a.level, a.scale, bound, what="the assumed bound")
+        return Ciphertext(a.data, a.level, a.scale, self.context, key_id=a.key_id,
+                          noise_var=a.noise_var, value_bound=bound)
+
     def square(self, a, rescale: bool = True) -> Ciphertext:
         """a * a."""
         return self.mul(a, a, rescale=rescale)

@@ -1,0 +1,132 @@
+"""Chebyshev interpolants and their encrypted evaluation: depth ceil(log2(d + 1)), exact
+scales, precision against the cleartext twin, typed errors."""
+import numpy as np
+import pytest
+
+import fhe_gpu as fg
+from conftest import backend_for, BACKENDS
+from fhe_gpu import circuits as fc
+
+
+class Setup:
+    def __init__(self, log_n=10, levels=10, scale_bits=40, backend="cpu"):
+        self.params = fg.Parameters(log_n=log_n, q_bits=[60] + [scale_bits] * levels,
+                                    scale_bits=scale_bits, security=None)
+        self.ctx = fg.Context(self.params, backend_for(backend))
+        kg = fg.KeyGenerator(self.ctx, seed=b"\x07" * 32)
+        self.ev = fg.Evaluator(self.ctx, kg.evaluation_keys())
+        self.enc = fg.Encoder(self.ctx)
+        self.encryptor = fg.Encryptor(self.ctx, kg.public_key(), seed=b"\x08" * 32)
+        self.decryptor = fg.Decryptor(self.ctx, kg.secret_key)
+        self.rng = np.random.default_rng(3)
+
+    def encrypt(self, x, level=None):
+        return self.encryptor.encrypt(self.enc.encode(x, level=level))
+
+    def decrypt(self, ct):
+        return self.enc.decode(self.decryptor.decrypt(ct)).real
+
+
+@pytest.fixture(scope="module")
+def s():
+    return Setup()
+
+
+def test_fit_reports_its_error_and_twin():
+    p = fc.Chebyshev.fit(np.tanh, (-4, 4), 27)
+    x = np.linspace(-4, 4, 1001)
+    assert p.degree == 27 and p.interval == (-4.0, 4.0)
+    assert 0 < p.max_error < 1e-4
+    assert np.max(np.abs(p(x) - np.tanh(x))) <= p.max_error * 1.01
+
+
+def test_power_basis_and_chebyshev_basis_agree():
+    power = [0.5, 0.197, 0.0, -0.004]
+    p = fc.Chebyshev.from_coefficients(power, interval=(-4, 4), basis="power")
+    x = np.linspace(-4, 4, 17)
+    np.testing.assert_allclose(p(x), np.polynomial.polynomial.polyval(x, power), atol=1e-14)
+    assert p.degree == 3
+
+
+@pytest.mark.parametrize("degree,levels", [(1, 1), (2, 2), (3, 2), (4, 3), (7, 3), (8, 4),
+                                           (15, 4), (16, 5), (31, 5), (63, 6)])
+def test_depth_is_ceil_log2_degree_plus_one(s, degree, levels):
+    coeffs = s.rng.uniform(-1, 1, degree + 1) / np.arange(1, degree + 2)
+    p = fc.Chebyshev(coeffs)
+    x = s.rng.uniform(-1, 1, s.params.slots)
+    ct = s.encrypt(x)
+    y = fc.evaluate(s.ev, ct, p)
+    assert p.depth == levels == ct.level - y.level
+    assert abs(y.scale - ct.scale) <= 1e-9 * ct.scale
+    assert fg.precision_bits(p(x), s.decrypt(y)) > 22
+
+
+def test_cube_fits_in_two_levels(s):
+    p = fc.Chebyshev.from_coefficients([0, 0, 0, 1], basis="power")
+    x = s.rng.uniform(-1, 1, s.params.slots)
+    ct = s.encrypt(x, level=2)
+    y = fc.evaluate(s.ev, ct, p)
+    assert y.level == 0
+    assert fg.precision_bits(x ** 3, s.decrypt(y)) > 24
+
+
+@pytest.mark.parametrize("name,degree", [("sigmoid", 27), ("gelu", 59), ("tanh", 59),
+                                         ("exp", 27), ("silu", 27)])
+def test_activations_match_their_twin(s, name, degree):
+    p = fc.activation(name, degree=degree)
+    a, b = p.interval
+    x = s.rng.uniform(a, b, s.params.slots)
+    ct = s.encrypt(x)
+    y = fc.evaluate(s.ev, ct, p, assume_in_interval=(a != -b))
+    assert ct.level - y.level == p.evaluation_depth() == p.depth + 1   # wide interval
+    exact = fc.ACTIVATIONS[name][0](x)
+    he, twin = fg.precision_bits(exact, s.decrypt(y)), fg.precision_bits(exact, p(x))
+    assert he >= min(twin, 25.0) - 1.0, (he, twin)
+
+
+def test_narrow_interval_folds_the_change_of_variable(s):
+    p = fc.Chebyshev.fit(np.sin, (0.25, 0.75), 7)
+    assert p.folds_change_of_variable and p.evaluation_depth() == p.depth == 3
+    x = s.rng.uniform(0.25, 0.75, s.params.slots)
+    ct = s.encrypt(x)
+    y = fc.evaluate(s.ev, ct, p, assume_in_interval=True)
+    assert ct.level - y.level == 3
+    assert fg.precision_bits(np.sin(x), s.decrypt(y)) > min(-np.log2(p.max_error), 25) - 1
+
+
+def test_inverse_square_root_seed_and_newton(s):
+    x = s.rng.uniform(0.01, 1.0, s.params.slots)
+    ct = s.encrypt(x)
+    y = fc.inv_sqrt(s.ev, ct, assume_in_interval=True)
+    assert ct.level - y.level == fc.inv_sqrt_depth()
+    exact = 1 / np.sqrt(x)
+    twin = fg.precision_bits(exact, fc.inv_sqrt_plain(x))
+    assert fg.precision_bits(exact, s.decrypt(y)) >= min(twin, 24.0) - 1.0
+
+
+def test_errors_are_typed_and_raised_before_work(s):
+    p = fc.activation("sigmoid", degree=59)
+    ct = s.encrypt(s.rng.uniform(-1, 1, s.params.slots), level=4)
+    with pytest.raises(fg.LevelError, match="needs 7 levels, ciphertext has 4"):
+        fc.evaluate(s.ev, ct, p)
+    wide = s.encrypt(s.rng.uniform(-9, 9, s.params.slots))
+    with pytest.raises(fg.ParameterError, match=r"\[-8, 8\].*9"):
+        fc.evaluate(s.ev, wide, p)
+    with pytest.raises(fg.ParameterError, match="not finite.*f\\(0"):
+        fc.Chebyshev.fit(lambda v: 1.0 / v, (-1, 1), 7)
+    for bad in (lambda: fc.Chebyshev([1.0, np.nan]), lambda: fc.Chebyshev([1.0], (1, -1)),
+                lambda: fc.activation("relu6"), lambda: fc.Chebyshev.fit(np.sin, (0, 1), 0),
+                lambda: fc.evaluate(s.ev, ct, [1.0, 2.0])):
+        with pytest.raises(fg.ParameterError):
+            bad()
+
+
+@pytest.mark.skipif("cuda" not in BACKENDS, reason="no CUDA backend or emulator")
+def test_cuda_is_bit_identical_to_cpu():
+    outs = []
+    for backend in ("cpu", "cuda"):
+        st = Setup(log_n=6, levels=4, scale_bits=30, backend=backend)
+        x = np.linspace(-1, 1, st.params.slots)
+        y = fc.evaluate(st.ev, st.encrypt(x), fc.Chebyshev.fit(np.tanh, (-1, 1), 9))
+        outs.append(np.asarray(st.ctx.backend.to_host(y.data)))
+    assert np.array_equal(outs[0], outs[1])
