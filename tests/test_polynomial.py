@@ -94,6 +94,16 @@ def test_narrow_interval_folds_the_change_of_variable(s):
     assert fg.precision_bits(np.sin(x), s.decrypt(y)) > min(-np.log2(p.max_error), 25) - 1
 
 
+def test_wide_interval_folded_into_the_previous_step(s):
+    p = fc.activation("gelu", degree=27)
+    x = s.rng.uniform(-8, 8, s.params.slots)
+    y_in = s.encrypt(p.alpha * x + p.beta)           # what a LinearTransform with alpha*W,
+    unit = p.in_unit_coordinates()                   # alpha*b + beta would hand over
+    y = fc.evaluate(s.ev, y_in, unit)
+    assert y_in.level - y.level == unit.depth == 5
+    assert fg.precision_bits(p(x), s.decrypt(y)) > 24
+
+
 def test_inverse_square_root_seed_and_newton(s):
     x = s.rng.uniform(0.01, 1.0, s.params.slots)
     ct = s.encrypt(x)

@@ -32,6 +32,8 @@ PIP=("$VENV/bin/python" -m pip install --quiet)
 # the peers, the plots, and fhe_gpu's runtime and benchmark dependencies
 "${PIP[@]}" "openfhe==1.6.1.0.22.4" "tenseal==0.3.16" matplotlib "numba>=0.59" \
   pytest pytest-benchmark
+# fhe_gpu's threading layer (pyproject's marker: Linux x86_64 wheels only)
+if [[ "$(uname -s)-$(uname -m)" == "Linux-x86_64" ]]; then "${PIP[@]}" "tbb>=2021.6,<2024"; fi
 "${PIP[@]}" --no-build-isolation --no-deps -e "$ROOT"
 "$VENV/bin/python" - <<'PY'
 import openfhe, tenseal.sealapi, matplotlib, fhe_gpu

@@ -120,6 +120,14 @@ class Chebyshev:
             return 0
         return self.depth + (0 if self.folds_change_of_variable else 1)
 
+    def in_unit_coordinates(self) -> "Chebyshev":
+        """The same series on [-1, 1], for an input already mapped by y = alpha*x + beta.
+
+        Fold the map into the step that produces x (a LinearTransform with weights
+        alpha*W and bias alpha*b + beta) and the evaluation costs ``depth`` levels even for
+        an interval wider than [-1, 1]."""
+        return Chebyshev(self.coeffs, (-1.0, 1.0), self.max_error, self.name)
+
     def __call__(self, x):
         """The cleartext twin: p at real or complex x (NumPy)."""
         y = self.alpha * np.asarray(x) + self.beta
