@@ -69,12 +69,11 @@ class Chebyshev:
         degree = _degree(degree)
         a, b = _interval(interval)
 
-        def mapped(y):
-            return np.asarray(f((y * (b - a) + (a + b)) / 2.0), dtype=np.float64)
-
         grid = np.linspace(a, b, ERROR_GRID)
         exact = _finite_values(f, grid, (a, b))
-        coeffs = npcheb.chebinterpolate(mapped, degree)
+        nodes = np.cos(np.pi * (np.arange(degree + 1) + 0.5) / (degree + 1))
+        values = _finite_values(f, (nodes * (b - a) + (a + b)) / 2.0, (a, b))
+        coeffs = _interpolation_coefficients(values)
         p = cls(coeffs, (a, b), name=name or getattr(f, "__name__", "f"))
         p.max_error = float(np.max(np.abs(p(grid) - exact)))
         return p
@@ -136,6 +135,19 @@ class Chebyshev:
     def __repr__(self):
         return (f"Chebyshev({self.name}, degree={self.degree}, interval={self.interval}, "
                 f"max_error={self.max_error:.3g})")
+
+
+def _interpolation_coefficients(values: np.ndarray) -> np.ndarray:
+    """Chebyshev coefficients of the interpolant through ``values`` at the first-kind nodes
+    cos(pi (k + 1/2) / n): c_j = (2/n) sum_k f_k cos(pi j (2k + 1) / (2n)), c_0 halved. The
+    cosines come from one table indexed by j (2k + 1) mod 4n, each correct to an ulp (a
+    product j * (2k + 1) * pi / (2n) rounded first would carry an error growing with j)."""
+    n = len(values)
+    index = np.outer(np.arange(n), 2 * np.arange(n) + 1) % (4 * n)
+    table = np.cos(np.pi * np.arange(4 * n) / (2 * n))
+    coeffs = (table[index] @ values) * (2.0 / n)
+    coeffs[0] /= 2.0
+    return coeffs
 
 
 def polynomial_depth(degree: int) -> int:
