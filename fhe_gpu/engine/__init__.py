@@ -1,4 +1,5 @@
-"""Proxy-facing building blocks: batched encrypted linear layers and activations."""
-from .layers import matvec, matvec_rotations, polyval, polyval_depth, replicate
+"""fhe_gpu.engine: the proxy-facing layer (tenants, key cache, cross-tenant batching,
+backpressure, metrics; DESIGN §9). The homomorphic algorithms it serves live in
+:mod:`fhe_gpu.circuits` (LinearTransform, Chebyshev polynomials, sums)."""
 
-__all__ = ["matvec", "matvec_rotations", "polyval", "polyval_depth", "replicate"]
+__all__: list[str] = []
