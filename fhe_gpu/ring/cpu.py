@@ -16,6 +16,7 @@ from . import _numba_kernels as K
 from . import tables
 from ._numba_arith import barrett_ratio, shoup, wide_consts, wide_ok
 from .backend import RingBackend, key_digits
+from .pool import POOL
 
 _U64 = np.uint64
 _MAX_TERMS = 64  # products < 2^122 summed in 128 bits
@@ -202,7 +203,7 @@ def _same(x: np.ndarray, out: np.ndarray) -> bool:
 def _target(out, shape, inputs, alias_ok=()):
     """(array the kernel writes, array to copy it into afterwards or None)."""
     if out is None:
-        return np.empty(shape, dtype=_U64), None
+        return POOL.empty(shape), None
     if not isinstance(out, np.ndarray) or out.shape != tuple(shape):
         got = getattr(out, "shape", type(out).__name__)
         raise ValueError(f"out of shape {got} does not match the result shape {tuple(shape)}")
@@ -210,7 +211,7 @@ def _target(out, shape, inputs, alias_ok=()):
     for x in inputs:
         if direct and np.may_share_memory(out, x):
             direct = any(y is x for y in alias_ok) and _same(x, out)
-    return (out, None) if direct else (np.empty(shape, dtype=_U64), out)
+    return (out, None) if direct else (POOL.empty(shape), out)
 
 
 def _finish(res: np.ndarray, copy_to):
@@ -242,6 +243,16 @@ class CpuBackend(RingBackend):
 
     def to_host(self, a):
         return np.asarray(a)
+
+    def empty(self, shape):
+        """An uninitialised uint64 array (large ones from the buffer pool)."""
+        return POOL.empty(shape)
+
+    def zeros(self, shape):
+        """A zero uint64 array (large ones from the buffer pool, then cleared)."""
+        out = POOL.empty(shape)
+        out.fill(0)
+        return out
 
     # transforms -------------------------------------------------------------
     def ntt(self, a, basis, out=None):
@@ -322,7 +333,7 @@ class CpuBackend(RingBackend):
         plan = _mod_up_plan(q_basis, p_basis, alpha)
         ext = plan["ext"]
         a3 = _flat(a, 2)
-        y = np.empty_like(a3)
+        y = POOL.empty(a3.shape)
         self._intt(a3, 0, y, q_basis, plan["intt"])
         shape = a.shape[:-2] + (len(plan["starts"]), len(ext), a.shape[-1])
         res, copy_to = _target(out, shape, [a])
@@ -356,7 +367,7 @@ class CpuBackend(RingBackend):
         plan = _mod_down_plan(q_basis, p_basis)
         a3 = _flat(a, 2)
         nk, block = len(p_basis), _block(a.shape[-1])
-        x = np.empty((a3.shape[0], nk + 1 if nk > 1 else 1, a3.shape[-1]), dtype=_U64)
+        x = POOL.empty((a3.shape[0], nk + 1 if nk > 1 else 1, a3.shape[-1]))
         self._intt(a3, len(q_basis), x, p_basis, plan["intt"])
         if nk == 1:
             return self._mod_down_one(a, a3, x, q_basis, plan, out)
