@@ -6,7 +6,7 @@
     kg = fg.KeyGenerator(ctx)
     ...
 """
-from .ckks import Context, Encoder, Evaluator, Parameters, precision_bits
+from .ckks import Context, Encoder, Evaluator, Parameters, precision_bits, precision_stats
 from .errors import (BackendUnavailableError, BatchIndexError, ContextMismatchError,
                      EngineOverloadedError, FHEError, KeyMismatchError, KeyMissingError,
                      LevelError, ModulusOverflowError, ParameterError, ResourceError,
@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Parameters", "Context", "KeyGenerator", "Encoder", "Encryptor", "Decryptor", "Evaluator",
     "Plaintext", "Ciphertext", "SecretKey", "PublicKey", "EvaluationKeys", "precision_bits",
+    "precision_stats",
     "FHEError", "ParameterError", "SecurityError", "ContextMismatchError", "LevelError",
     "ScaleMismatchError", "KeyMissingError", "SerializationError", "BackendUnavailableError",
     "KeyMismatchError", "ModulusOverflowError", "BatchIndexError", "ResourceError",

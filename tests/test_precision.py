@@ -44,3 +44,18 @@ def test_precision_n14():
 @pytest.mark.slow
 def test_precision_n16():
     _check(_measure(fg.Parameters.preset("N16")), 22)
+
+
+def test_precision_stats_reports_the_distribution():
+    want = np.array([1.0, 2.0, 3.0, 4.0]) + 1j * np.array([0.0, 1.0, 0.0, 1.0])
+    err = np.array([2.0 ** -10, 2.0 ** -20, 2.0 ** -30, 0.0]) + 1j * np.array([0, 0, 2.0 ** -8, 0])
+    s = fg.precision_stats(want, want + err)
+    assert s.slots == 4 and s.real.min == 10.0 and s.real.median == 25.0
+    assert s.imag.min == 8.0 and s.imag.mean == (8 + 3 * 53) / 4
+    assert abs(s.min - 8.0) < 1e-3 and s.max_abs_error == abs(err).max()
+    assert abs(s.l2 + np.log2(np.sqrt(np.mean(np.abs(err) ** 2)))) < 1e-12
+    assert "median" in str(s) and "imag" in str(s)
+    assert fg.precision_stats(want, want).min == 53.0
+    for bad in ((want, want[:2]), ([], []), (want, want * np.nan)):
+        with pytest.raises(fg.ParameterError):
+            fg.precision_stats(*bad)
