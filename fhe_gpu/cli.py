@@ -50,8 +50,8 @@ def _pipeline(params, backend, batch, dim, clock):
     act, lt, twin = _layer(ctx, dim, batch, rng)
     kg = KeyGenerator(ctx)
     pk = clock.run("client: key generation (secret + public)", kg.public_key)
-    evk = clock.run(f"client: evaluation keys (relin + {len(lt.rotations)} rotations)",
-                    kg.evaluation_keys, lt.rotations)
+    evk = clock.run(f"client: evaluation keys (relin + {len(lt.rotations)} rotations + "
+                    f"conjugation)", lambda: kg.evaluation_keys(lt.rotations, conjugation=True))
     x = rng.uniform(-1, 1, (batch, dim))
     encoder = Encoder(ctx)
     ct = clock.run(f"client: encode + encrypt {batch} vectors",

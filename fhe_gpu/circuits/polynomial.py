@@ -160,10 +160,10 @@ def evaluate(ev: Evaluator, ct: Ciphertext, p: Chebyshev, *, scale: float | None
     """p(ct) slot-wise, in ``p.evaluation_depth()`` levels, at ``scale`` (default: the
     input's scale) exactly.
 
-    The input must lie in ``p.interval``: proved from the ciphertext's tracked value bound
-    (|x| <= bound inside [a, b]), or promised by the caller with
-    ``assume_in_interval=True`` (outside the interval a Chebyshev series diverges and the
-    result would be garbage). Raises LevelError before any work when the ciphertext has
+    The input must lie in ``p.interval`` (outside it, or off the real line, a Chebyshev
+    series diverges and the result would be garbage): proved when the ciphertext's slots
+    are known to be real (``ct.real``) and its tracked value bound lies inside [a, b], or
+    promised by the caller with ``assume_in_interval=True``. Raises LevelError before any work when the ciphertext has
     fewer levels than the evaluation needs ("needs 6 levels, ciphertext has 4"),
     ParameterError when the interval is not proved and not assumed.
     """
@@ -188,9 +188,15 @@ def evaluate(ev: Evaluator, ct: Ciphertext, p: Chebyshev, *, scale: float | None
 def _check_interval(ct, p: Chebyshev, assume: bool) -> None:
     a, b = p.interval
     bound = ct.value_bound
-    if assume or (bound is not None and -bound >= a - _BOUND_SLACK * (b - a)
+    if assume or (ct.real and bound is not None and -bound >= a - _BOUND_SLACK * (b - a)
                   and bound <= b + _BOUND_SLACK * (b - a)):
         return
+    if not ct.real:
+        raise ParameterError(
+            f"{p.name} is fitted on the real interval [{a:g}, {b:g}], but the ciphertext's "
+            f"slots are not known to be real (complex values, or loaded from bytes): a "
+            f"Chebyshev series diverges off the real line. Pass assume_in_interval=True if "
+            f"you know the values are real and lie in the interval")
     raise ParameterError(
         f"{p.name} is fitted on [{a:g}, {b:g}], but the ciphertext's values are only known "
         f"to satisfy |x| <= {bound!r}: outside the interval the series diverges. Pass "

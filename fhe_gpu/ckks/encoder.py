@@ -53,7 +53,8 @@ class Encoder:
         basis = ctx.q_basis(level)
         be = ctx.backend
         res = be.to_device(_residues(np.round(m), basis.primes, scale))
-        return Plaintext(be.ntt(res, basis), level, scale, ctx, value_bound=bound)
+        return Plaintext(be.ntt(res, basis), level, scale, ctx, value_bound=bound,
+                         real=not np.any(z.imag))
 
     def _level(self, level) -> int:
         if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or not 0 <= level <= self.context.max_level:

@@ -85,11 +85,11 @@ class Evaluator:
         raise ParameterError(f"operand must be a Ciphertext, Plaintext or scalar, got "
                              f"{type(x).__name__}")
 
-    def _out(self, data, level, scale, key_id, var, bound, what) -> Ciphertext:
+    def _out(self, data, level, scale, key_id, var, bound, what, real=False) -> Ciphertext:
         """A result ciphertext, refused when its bound and scale do not fit its level."""
         check_fits(self.context, level, scale, bound, what=what)
         return Ciphertext(data, level, scale, self.context, key_id=key_id, noise_var=var,
-                          value_bound=bound)
+                          value_bound=bound, real=real)
 
     def _batch(self, a, b) -> None:
         ba, bb = a.batch_size, b.batch_size
@@ -173,7 +173,8 @@ class Evaluator:
             var = _sum_or_none(a.noise_var, noise.encoding_variance(
                 self.context.n, b.scale, b.value_bound))
         bound = _sum_or_none(a.value_bound, b.value_bound)
-        return self._out(data, a.level, a.scale, a.key_id, var, bound, "the sum")
+        return self._out(data, a.level, a.scale, a.key_id, var, bound, "the sum",
+                         a.real and b.real)
 
     def _add_real(self, a: Ciphertext, c: float) -> Ciphertext:
         """Add the real constant c to every slot: round(c*scale) on coefficient 0."""
@@ -188,7 +189,7 @@ class Evaluator:
         c0 = be.add(a.data[:, 0], const, basis)
         var = _sum_or_none(a.noise_var, 1.0 / 12.0)
         return self._out(be.xp.stack([c0, a.data[:, 1]], axis=1), a.level, a.scale, a.key_id,
-                         var, bound, "the sum with a constant")
+                         var, bound, "the sum with a constant", a.real)
 
     def negate(self, a) -> Ciphertext:
         """-a."""
@@ -242,7 +243,8 @@ class Evaluator:
             noise.scalar_variance(a.noise_var, k, a.scale, a.value_bound)
         data = self._mul_int(a, k)
         out = self.rescale(Ciphertext(data, a.level, scale * q_l, self.context,
-                                      key_id=a.key_id, noise_var=var, value_bound=bound))
+                                      key_id=a.key_id, noise_var=var, value_bound=bound,
+                                      real=a.real))
         return out._like(out.data, scale=scale)
 
     def _mul_scalar(self, a: Ciphertext, c: complex) -> Ciphertext:
@@ -255,7 +257,7 @@ class Evaluator:
         var = None if a.noise_var is None or a.value_bound is None else \
             noise.scalar_variance(a.noise_var, k, a.scale, a.value_bound)
         return self._out(self._mul_int(a, k), a.level, a.scale * q_l, a.key_id, var, bound,
-                         "the product")
+                         "the product", a.real)
 
     def _mul_pt(self, a: Ciphertext, b: Plaintext) -> Ciphertext:
         be = self.context.backend
@@ -265,7 +267,8 @@ class Evaluator:
         var = None if None in (a.noise_var, a.value_bound, b.value_bound) else \
             noise.mul_variance(self.context.n, (a.noise_var, a.scale, a.value_bound),
                                (None, b.scale, b.value_bound), pt_b=True)
-        return self._out(data, a.level, a.scale * b.scale, a.key_id, var, bound, "the product")
+        return self._out(data, a.level, a.scale * b.scale, a.key_id, var, bound, "the product",
+                         a.real and b.real)
 
     def _mul_ct(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
         if self.evk is None:
@@ -283,7 +286,8 @@ class Evaluator:
             noise.mul_variance(self.context.n, (a.noise_var, a.scale, a.value_bound),
                                (b.noise_var, b.scale, b.value_bound)) \
             + noise.key_switch_variance(self.context, a.level)
-        return self._out(data, a.level, a.scale * b.scale, a.key_id, var, bound, "the product")
+        return self._out(data, a.level, a.scale * b.scale, a.key_id, var, bound, "the product",
+                         a.real and b.real)
 
     def mul_plain_sum(self, cts, pts) -> Ciphertext:
         """sum_i cts[i] * pts[i] without rescale: one accumulator updated by a fused
@@ -324,7 +328,7 @@ class Evaluator:
                                                           ct.value_bound),
                                          (None, pt.scale, pt.value_bound), pt_b=True)
         return self._out(acc, first.level, scale, first.key_id, var, bound,
-                         "the sum of products")
+                         "the sum of products", all(c.real for c in cts + pts))
 
     def mul_by_scale(self, a, c: float) -> Ciphertext:
         """c * a for a real c != 0 with no level and no noise: the result is the same
@@ -340,7 +344,7 @@ class Evaluator:
                    what=f"the ciphertext read at scale / {abs(c)!r}")
         var = None if a.noise_var is None else a.noise_var
         return Ciphertext(out.data, a.level, a.scale / abs(c), self.context, key_id=a.key_id,
-                          noise_var=var, value_bound=bound)
+                          noise_var=var, value_bound=bound, real=a.real)
 
     def assume_bound(self, a, bound: float) -> Ciphertext:
         """The same ciphertext with ``value_bound`` set to ``bound``: for circuits that
@@ -353,7 +357,7 @@ class Evaluator:
             raise ParameterError(f"bound must be positive, got {bound!r}")
         check_fits(self.context, a.level, a.scale, bound, what="the assumed bound")
         return Ciphertext(a.data, a.level, a.scale, self.context, key_id=a.key_id,
-                          noise_var=a.noise_var, value_bound=bound)
+                          noise_var=a.noise_var, value_bound=bound, real=a.real)
 
     def square(self, a, rescale: bool = True) -> Ciphertext:
         """a * a."""
@@ -372,7 +376,7 @@ class Evaluator:
         var = None if ct.noise_var is None else \
             noise.rescale_variance(self.context.n, ct.noise_var, q_l)
         return self._out(data, ct.level - 1, ct.scale / q_l, ct.key_id, var, ct.value_bound,
-                         "the rescaled ciphertext")
+                         "the rescaled ciphertext", ct.real)
 
     def drop_level(self, x, to_level: int):
         """The same Ciphertext or Plaintext with its limbs above ``to_level`` dropped."""
@@ -406,7 +410,7 @@ class Evaluator:
         var = None if ct.noise_var is None else \
             ct.noise_var + noise.key_switch_variance(self.context, ct.level)
         return Ciphertext(data, ct.level, ct.scale, self.context, key_id=ct.key_id,
-                          noise_var=var, value_bound=ct.value_bound)
+                          noise_var=var, value_bound=ct.value_bound, real=ct.real)
 
     def rotate(self, ct, k: int) -> Ciphertext:
         """Rotate slots left by k: decode(result)[i] == decode(ct)[(i + k) % slots]."""

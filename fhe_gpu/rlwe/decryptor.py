@@ -200,7 +200,8 @@ class Decryptor:
         m = be.mul_add(ct.data[:, 1], s, ct.data[:, 0], q)
         if sigma is not None:
             m = be.add(m, self._flood_ntt(ct.batch_size, sigma, q), q, out=m)
-        return Plaintext(m, ct.level, ct.scale, ctx, value_bound=ct.value_bound)
+        return Plaintext(m, ct.level, ct.scale, ctx, value_bound=ct.value_bound,
+                         real=ct.real)
 
     def _flood_ntt(self, batch: int, sigma: float, basis):
         """Flooding noise (batch, limbs, n) in evaluation form: z = J * 2^k + U per limb (the

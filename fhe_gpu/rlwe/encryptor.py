@@ -123,7 +123,7 @@ class Encryptor:
         be.add(c0, pt.data, q, out=c0)
         return Ciphertext(c, level, pt.scale, ctx, key_id=self.key.key_id,
                           noise_var=fresh_variance(ctx.n, True, pt.scale, pt.value_bound),
-                          value_bound=pt.value_bound)
+                          value_bound=pt.value_bound, real=pt.real)
 
     def _public_key_rows(self, level):
         """The public key over q_0..q_level and the special primes in use, contiguous
@@ -146,4 +146,4 @@ class Encryptor:
         return Ciphertext(be.xp.stack([c0, a], axis=1), level, pt.scale, ctx, seed=seed,
                           key_id=self.key.key_id,
                           noise_var=fresh_variance(ctx.n, False, pt.scale, pt.value_bound),
-                          value_bound=pt.value_bound)
+                          value_bound=pt.value_bound, real=pt.real)

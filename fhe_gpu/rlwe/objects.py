@@ -8,7 +8,9 @@ answer instead of returning one:
 * ``noise_var`` (ciphertexts): the predicted variance of each coefficient of the error
   polynomial, in integer units at the ciphertext's scale (see :mod:`fhe_gpu.ckks.noise`);
 * ``key_id`` (ciphertexts): the public id of the key set the ciphertext decrypts under
-  (None when unknown), so that objects of different key sets are never mixed silently.
+  (None when unknown), so that objects of different key sets are never mixed silently;
+* ``real``: True when every slot is known to be real (set at encoding, kept by operations
+  on real operands; False when unknown, e.g. after loading from bytes).
 
 :func:`check_fits` is the one rule for what a level's modulus holds.
 """
@@ -62,8 +64,10 @@ class _Batched(wire_hook.WireMethods):
     #: number of polynomial axes between batch and limbs (0 for plaintexts, 1 for ciphertexts)
     _poly_axes = 0
 
-    def __init__(self, data, level: int, scale: float, context, value_bound=None):
+    def __init__(self, data, level: int, scale: float, context, value_bound=None,
+                 real: bool = False):
         self.data = data
+        self.real = bool(real)
         self.level = int(level)
         self.scale = float(scale)
         self.context = context
@@ -87,7 +91,7 @@ class _Batched(wire_hook.WireMethods):
 
     def _meta(self) -> dict:
         """Keyword arguments (besides data, level, scale, context) that copies carry."""
-        return {"value_bound": self.value_bound}
+        return {"value_bound": self.value_bound, "real": self.real}
 
     def _like(self, data, level=None, scale=None):
         return type(self)(data, self.level if level is None else level,
@@ -145,7 +149,8 @@ class _Batched(wire_hook.WireMethods):
 
     def _stack_meta(self, items) -> dict:
         bounds = [it.value_bound for it in items]
-        return {"value_bound": None if None in bounds else max(bounds)}
+        return {"value_bound": None if None in bounds else max(bounds),
+                "real": all(it.real for it in items)}
 
     def __repr__(self):
         return (f"{type(self).__name__}(batch={self.batch_size}, level={self.level}, "
@@ -175,15 +180,16 @@ class Ciphertext(_Batched):
     _poly_axes = 1
 
     def __init__(self, data, level: int, scale: float, context, seed: bytes | None = None,
-                 key_id: bytes | None = None, noise_var=None, value_bound=None):
-        super().__init__(data, level, scale, context, value_bound)
+                 key_id: bytes | None = None, noise_var=None, value_bound=None,
+                 real: bool = False):
+        super().__init__(data, level, scale, context, value_bound, real)
         self.seed = seed
         self.key_id = None if key_id is None else bytes(key_id)
         self.noise_var = None if noise_var is None else float(noise_var)
 
     def _meta(self) -> dict:
         return {"key_id": self.key_id, "noise_var": self.noise_var,
-                "value_bound": self.value_bound}
+                "value_bound": self.value_bound, "real": self.real}
 
     def _stack_meta(self, items) -> dict:
         ids = {it.key_id for it in items}
