@@ -86,6 +86,12 @@ class BufferPool:
             self._idle.clear()
             self._idle_bytes = 0
 
+    def _after_fork(self) -> None:
+        """In a forked child: a fresh lock (another thread of the parent may have held it)."""
+        self._lock = threading.Lock()
+
 
 #: the pool of the CPU backend
 POOL = BufferPool()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=POOL._after_fork)
