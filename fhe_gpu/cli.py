@@ -35,7 +35,8 @@ def _layer(ctx, dim, batch, rng):
     """A rectangular layer (2*dim x dim) with the activation's change of variable folded in
     (weights alpha*W, bias alpha*b + beta), so the activation costs ceil(log2(d + 1))
     levels; its twin is act(x @ W.T + b)."""
-    act = circuits.activation(*ACTIVATION[:1], interval=ACTIVATION[1], degree=ACTIVATION[2])
+    name, interval, degree = ACTIVATION
+    act = circuits.activation(name, interval=interval, degree=degree)
     w = rng.uniform(-1, 1, (2 * dim, dim)) / np.sqrt(dim)
     b = rng.uniform(-0.5, 0.5, 2 * dim)
     lt = circuits.LinearTransform(ctx, act.alpha * w, act.alpha * b + act.beta,

@@ -61,6 +61,16 @@ def test_depth_is_ceil_log2_degree_plus_one(s, degree, levels):
     assert fg.precision_bits(p(x), s.decrypt(y)) > 22
 
 
+def test_degree_59_takes_16_ciphertext_products(s, monkeypatch):
+    products = []
+    real_mul_ct = s.ev._mul_ct
+    monkeypatch.setattr(s.ev, "_mul_ct", lambda a, b: products.append(1) or real_mul_ct(a, b))
+    p = fc.activation("sigmoid", degree=59)
+    fc.evaluate(s.ev, s.encrypt(s.rng.uniform(-8, 8, s.params.slots)), p,
+                assume_in_interval=True)
+    assert len(products) == 16
+
+
 def test_cube_fits_in_two_levels(s):
     p = fc.Chebyshev.from_coefficients([0, 0, 0, 1], basis="power")
     x = s.rng.uniform(-1, 1, s.params.slots)

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..ckks import Ciphertext, Evaluator
 from ..errors import LevelError, ParameterError
-from .polynomial import Chebyshev, evaluate
+from .polynomial import Chebyshev, _interval, evaluate
 
 
 def _sigmoid(x):
@@ -107,12 +107,8 @@ def inv_sqrt_plain(x, interval=(0.01, 1.0), degree: int = 31, newton: int = 2):
 
 
 def _positive_interval(interval):
-    try:
-        lo, hi = (float(v) for v in interval)
-    except (TypeError, ValueError):
-        raise ParameterError(f"interval must be a pair (lo, hi), got {interval!r:.60}") \
-            from None
-    if not (0.0 < lo < hi and math.isfinite(hi)):
+    lo, hi = _interval(interval)
+    if not lo > 0.0:
         raise ParameterError(f"1/sqrt needs a positive finite interval 0 < lo < hi, got "
                              f"({lo}, {hi})")
     return lo, hi

@@ -38,6 +38,13 @@ def _prod_or_none(*xs):
     return None if any(x is None for x in xs) else float(math.prod(xs))
 
 
+def _scalar_var(a: Ciphertext, k: int):
+    """Error variance of a times the integer constant k (None when a's noise is unknown)."""
+    if a.noise_var is None or a.value_bound is None:
+        return None
+    return noise.scalar_variance(a.noise_var, k, a.scale, a.value_bound)
+
+
 class Evaluator:
     """Evaluates operations with public material only (evaluation keys, never a secret).
 
@@ -239,11 +246,9 @@ class Evaluator:
         bound = _prod_or_none(a.value_bound, abs(c))
         check_fits(self.context, a.level, scale * q_l, bound, what="mul_to_scale's product")
         k = int(round(c * scale * q_l / a.scale))
-        var = None if a.noise_var is None or a.value_bound is None else \
-            noise.scalar_variance(a.noise_var, k, a.scale, a.value_bound)
-        data = self._mul_int(a, k)
-        out = self.rescale(Ciphertext(data, a.level, scale * q_l, self.context,
-                                      key_id=a.key_id, noise_var=var, value_bound=bound,
+        out = self.rescale(Ciphertext(self._mul_int(a, k), a.level, scale * q_l, self.context,
+                                      key_id=a.key_id, noise_var=_scalar_var(a, k),
+                                      value_bound=bound,
                                       real=a.real))
         return out._like(out.data, scale=scale)
 
@@ -254,9 +259,8 @@ class Evaluator:
         bound = _prod_or_none(a.value_bound, abs(c.real))
         check_fits(self.context, a.level, a.scale * q_l, bound, what="the product")
         k = int(round(c.real * q_l))
-        var = None if a.noise_var is None or a.value_bound is None else \
-            noise.scalar_variance(a.noise_var, k, a.scale, a.value_bound)
-        return self._out(self._mul_int(a, k), a.level, a.scale * q_l, a.key_id, var, bound,
+        return self._out(self._mul_int(a, k), a.level, a.scale * q_l, a.key_id,
+                         _scalar_var(a, k), bound,
                          "the product", a.real)
 
     def _mul_pt(self, a: Ciphertext, b: Plaintext) -> Ciphertext:
@@ -342,9 +346,8 @@ class Evaluator:
         bound = _prod_or_none(a.value_bound, abs(c))
         check_fits(self.context, a.level, a.scale / abs(c), bound,
                    what=f"the ciphertext read at scale / {abs(c)!r}")
-        var = None if a.noise_var is None else a.noise_var
         return Ciphertext(out.data, a.level, a.scale / abs(c), self.context, key_id=a.key_id,
-                          noise_var=var, value_bound=bound, real=a.real)
+                          noise_var=a.noise_var, value_bound=bound, real=a.real)
 
     def assume_bound(self, a, bound: float) -> Ciphertext:
         """The same ciphertext with ``value_bound`` set to ``bound``: for circuits that

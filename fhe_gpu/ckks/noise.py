@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 
+from ..rlwe.decryptor import bound_tail_factor
 from ..rlwe.encryptor import FFT_RELATIVE_ERROR, encoding_variance, rounding_variance
 from ..rlwe.sampling import SIGMA
 
@@ -76,8 +77,8 @@ def rescale_variance(n: int, var: float, prime: int) -> float:
 
 def tail_factor(n: int, tail_bits: float) -> float:
     """t such that a Gaussian exceeds t standard deviations in any of 2n real parts with
-    probability at most 2^-tail_bits."""
-    return math.sqrt(2.0 * math.log(2.0) * (tail_bits + math.log2(2 * n) + 1))
+    probability at most 2^-tail_bits (the Decryptor's bound factor, one bit tighter)."""
+    return bound_tail_factor(n, tail_bits + 1)
 
 
 def error_bound(ct, tail_bits: float = 40.0):

@@ -7,6 +7,8 @@ from ..errors import ResourceError
 
 #: fraction of the available memory one request may claim
 MAX_FRACTION = 0.8
+#: requests below this size are not checked (no /proc read on the hot path)
+CHECK_FROM_BYTES = 1 << 26
 
 
 def available_bytes() -> int:
@@ -33,7 +35,10 @@ def available_bytes() -> int:
 
 
 def check_memory(nbytes: int, what: str) -> None:
-    """ResourceError when ``what`` needs more than MAX_FRACTION of the available memory."""
+    """ResourceError when ``what`` needs more than MAX_FRACTION of the available memory
+    (requests under CHECK_FROM_BYTES pass unchecked)."""
+    if nbytes < CHECK_FROM_BYTES and not os.environ.get("FHE_GPU_MAX_BYTES"):
+        return
     limit = int(available_bytes() * MAX_FRACTION)
     if nbytes > limit:
         raise ResourceError(f"{what} needs about {nbytes / 2**30:.2f} GiB, but only "
