@@ -6,11 +6,13 @@
     kg = fg.KeyGenerator(ctx)
     ...
 """
-from .ckks import Context, Encoder, Evaluator, Parameters, precision_bits, precision_stats
+from .ckks import (Context, Encoder, Evaluator, Parameters, Simulator, precision_bits,
+                   precision_stats)
 from .errors import (BackendUnavailableError, BatchIndexError, ContextMismatchError,
-                     EngineOverloadedError, FHEError, KeyMismatchError, KeyMissingError,
-                     LevelError, ModulusOverflowError, ParameterError, ResourceError,
-                     ScaleMismatchError, SecurityError, SerializationError)
+                     DeadlineExceededError, EngineClosedError, EngineOverloadedError, FHEError,
+                     KeyMismatchError, KeyMissingError, LevelError, ModulusOverflowError,
+                     ParameterError, ResourceError, ScaleMismatchError, SecurityError,
+                     SerializationError)
 from .rlwe import (Ciphertext, Decryptor, Encryptor, EvaluationKeys, KeyGenerator, Plaintext,
                    PublicKey, SecretKey)
 from .ring.threads import get_num_threads, set_num_threads
@@ -21,9 +23,10 @@ __version__ = "0.1.0"
 __all__ = [
     "Parameters", "Context", "KeyGenerator", "Encoder", "Encryptor", "Decryptor", "Evaluator",
     "Plaintext", "Ciphertext", "SecretKey", "PublicKey", "EvaluationKeys", "precision_bits",
-    "precision_stats",
+    "precision_stats", "Simulator",
     "FHEError", "ParameterError", "SecurityError", "ContextMismatchError", "LevelError",
     "ScaleMismatchError", "KeyMissingError", "SerializationError", "BackendUnavailableError",
     "KeyMismatchError", "ModulusOverflowError", "BatchIndexError", "ResourceError",
-    "EngineOverloadedError", "set_num_threads", "get_num_threads",
+    "EngineOverloadedError", "DeadlineExceededError", "EngineClosedError", "set_num_threads",
+    "get_num_threads",
 ]

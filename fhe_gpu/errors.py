@@ -67,9 +67,17 @@ class EngineOverloadedError(FHEError, RuntimeError):
     """An Engine queue is full: the request was refused at once (retry later)."""
 
 
+class DeadlineExceededError(FHEError, TimeoutError):
+    """A request whose deadline passed before the Engine could evaluate it."""
+
+
+class EngineClosedError(FHEError, RuntimeError):
+    """A request submitted to an Engine that is closing or closed."""
+
+
 __all__ = [
     "FHEError", "ParameterError", "SecurityError", "ContextMismatchError", "LevelError",
     "ScaleMismatchError", "KeyMissingError", "SerializationError", "BackendUnavailableError",
     "KeyMismatchError", "ModulusOverflowError", "BatchIndexError", "ResourceError",
-    "EngineOverloadedError",
+    "EngineOverloadedError", "DeadlineExceededError", "EngineClosedError",
 ]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 import pytest
@@ -228,6 +228,47 @@ def test_key_switch_inner_matches_reference(setup, k, spare, batch):
     expected = REF.key_switch_inner(REF.automorphism(ext, g, basis), key, basis, key_basis)
     np.testing.assert_array_equal(
         CPU.key_switch_inner(ext, key, basis, key_basis, galois_elt=g), expected)
+
+
+@SETTINGS
+@given(KEY_SETUP, st.integers(1, 3), st.integers(1, 4), st.integers(1, 5),
+       st.sampled_from([(), (2,)]), st.booleans())
+def test_key_switch_inner_with_key_index_matches_reference(setup, k, slots, rows, inner, fuse):
+    """A slab of keys, one slot per row (repeats allowed), galois_elt fused or not."""
+    rng, n, bits = setup
+    nq = len(bits) - 3
+    q_all, p_basis = make_bases(n, bits[:nq + k], nq)
+    basis = q_all[:int(rng.integers(1, nq + 1))] + p_basis
+    key_basis = p_basis + q_all
+    digits = int(rng.integers(1, 4))
+    ext = uniform(rng, (rows,) + inner + (digits,), basis)
+    slab = uniform(rng, (slots, digits + 1, 2), key_basis)
+    index = rng.integers(0, slots, size=rows)
+    g = int(rng.choice([5, 2 * n - 1, 25 % (2 * n)])) if fuse else None
+    expected = REF.key_switch_inner(ext, slab, basis, key_basis, galois_elt=g, key_index=index)
+    got = CPU.key_switch_inner(ext, slab, basis, key_basis, galois_elt=g, key_index=index)
+    np.testing.assert_array_equal(got, expected)
+    check_out(partial(CPU.key_switch_inner, galois_elt=g, key_index=index),
+              (ext, slab, basis, key_basis), expected, expected.shape)
+    for b, slot in enumerate(index):  # row b is the single-key product with its slot
+        np.testing.assert_array_equal(
+            CPU.key_switch_inner(ext[b], slab[slot], basis, key_basis, galois_elt=g), expected[b])
+
+
+@pytest.mark.parametrize("be", [CPU, REF], ids=lambda b: b.name)
+def test_key_index_errors(be):
+    basis, _ = make_bases(16, (40, 50), 2)
+    ext = np.zeros((2, 1, 2, 16), dtype=np.uint64)
+    slab = np.zeros((3, 1, 2, 2, 16), dtype=np.uint64)
+    for bad, match in (([0, 3], "3 out of range for a slab of 3"), ([-1, 0], "-1 out of range"),
+                       ([0], r"shape \(1,\).*batch of 2"), ([[0, 1]], "batch of 2"),
+                       ([0.0, 1.0], "float64")):
+        with pytest.raises(ValueError, match=match):
+            be.key_switch_inner(ext, slab, basis, basis, key_index=np.array(bad))
+    with pytest.raises(ValueError, match="key slab"):
+        be.key_switch_inner(ext, slab[0], basis, basis, key_index=[0, 1])
+    with pytest.raises(ValueError, match="key slab"):
+        be.key_switch_inner(ext[0], slab, basis, basis, key_index=[0])
 
 
 @SETTINGS

@@ -268,6 +268,48 @@ def test_mod_up_key_switch_mod_down(cuda, cpu, n, data):
     check(down, ref.mod_down(ks, qb.primes, pb.primes), cpu.mod_down(ks, qb, pb))
 
 
+@pytest.mark.parametrize("n", [16, 256, 1024])
+@settings(max_examples=4, **SETTINGS)
+@given(data=st.data())
+def test_key_switch_inner_with_key_index(cuda, cpu, n, data):
+    """A slab of T keys, row b against slot key_index[b] (repeats), galois_elt fused or not."""
+    qb, pb = data.draw(q_and_p(n, max_q=3, max_p=2))
+    rng = rng_from(data.draw)
+    full = qb + pb
+    key_basis = basis_of(n, list(reversed(full.idx)))
+    rows, slots = data.draw(st.sampled_from([1, 3, 6])), data.draw(st.sampled_from([1, 2, 5]))
+    digits = data.draw(st.integers(1, 3))
+    ext = random_poly(rng, (rows, digits), full)
+    slab = random_poly(rng, (slots, digits + 1, 2), key_basis)
+    index = rng.integers(0, slots, size=rows)
+    g = data.draw(st.sampled_from([None, 5, 2 * n - 1]))
+    got = host(cuda, cuda.key_switch_inner(cuda.to_device(ext), cuda.to_device(slab), full,
+                                           key_basis, galois_elt=g, key_index=index))
+    check(got, ref.key_switch_inner(ext, slab, full.primes, key_basis.primes, galois_elt=g,
+                                    key_index=index),
+          cpu.key_switch_inner(ext, slab, full, key_basis, galois_elt=g, key_index=index))
+
+
+def test_key_index_geometries_out_and_errors(cuda, cpu, geometries):
+    rng, n = np.random.default_rng(9), 64
+    full = basis_of(n, [0, 3, 5])
+    ext, slab = random_poly(rng, (4, 2), full), random_poly(rng, (3, 2, 2), full)
+    index = np.array([2, 0, 2, 1])
+    want = cpu.key_switch_inner(ext, slab, full, full, galois_elt=9, key_index=index)
+    for be in geometries:
+        out = be.empty(want.shape)
+        got = be.key_switch_inner(be.to_device(ext), be.to_device(slab), full, full, out=out,
+                                  galois_elt=9, key_index=index)
+        assert got is out
+        check(host(be, out), want)
+    dext, dslab = cuda.to_device(ext), cuda.to_device(slab)
+    for bad in ([0, 1, 2, 3], [0, 1, 2], [0, -1, 0, 0]):
+        with pytest.raises(ValueError):
+            cuda.key_switch_inner(dext, dslab, full, full, key_index=np.array(bad))
+    with pytest.raises(ValueError, match="not odd"):
+        cuda.key_switch_inner(dext, dslab, full, full, galois_elt=4, key_index=index)
+
+
 @pytest.mark.parametrize("n", NS)
 @settings(max_examples=4, **SETTINGS)
 @given(data=st.data())

@@ -20,8 +20,13 @@ class Setup:
         self.decryptor = fg.Decryptor(self.ctx, kg.secret_key)
         self.rng = np.random.default_rng(3)
 
-    def encrypt(self, x, level=None):
-        return self.encryptor.encrypt(self.enc.encode(x, level=level))
+    def encrypt(self, x, level=None, scale=None):
+        return self.encryptor.encrypt(self.enc.encode(x, level=level, scale=scale))
+
+    def prescaled(self, x, p):
+        """x encrypted at alpha times the prime its first product removes: the change of
+        variable of p folded into the encoding."""
+        return self.encrypt(x, scale=p.alpha * float(self.ctx.q_primes[self.params.max_level]))
 
     def decrypt(self, ct):
         return self.enc.decode(self.decryptor.decrypt(ct)).real
@@ -86,12 +91,29 @@ def test_activations_match_their_twin(s, name, degree):
     p = fc.activation(name, degree=degree)
     a, b = p.interval
     x = s.rng.uniform(a, b, s.params.slots)
-    ct = s.encrypt(x)
-    y = fc.evaluate(s.ev, ct, p, assume_in_interval=(a != -b))
-    assert ct.level - y.level == p.evaluation_depth() == p.depth + 1   # wide interval
     exact = fc.ACTIVATIONS[name][0](x)
-    he, twin = fg.precision_bits(exact, s.decrypt(y)), fg.precision_bits(exact, p(x))
-    assert he >= min(twin, 25.0) - 1.0, (he, twin)
+    twin = fg.precision_bits(exact, p(x))
+    for ct, levels in ((s.encrypt(x), p.depth + 1), (s.prescaled(x, p), p.depth)):
+        y = fc.evaluate(s.ev, ct, p, assume_in_interval=(a != -b))
+        assert ct.level - y.level == levels       # wide interval: + 1 unless pre-scaled
+        he = fg.precision_bits(exact, s.decrypt(y))
+        assert he >= min(twin, 25.0) - 1.0, (he, twin)
+    assert p.evaluation_depth() == p.depth + 1
+
+
+@pytest.mark.parametrize("interval", [(-0.25, 0.25), (-0.4, 0.4), (-2.5, 2.5), (1.0, 3.0)])
+def test_every_interval_keeps_its_precision(s, interval):
+    """A scale left in T_1 compounds as r^k in T_k: an interval narrower than [-1, 1] with a
+    non-integer alpha once lost 20 bits silently; now it costs one level, and an integer
+    alpha (or a pre-scaled input) costs none."""
+    a, b = interval
+    p = fc.Chebyshev.fit(lambda t: np.cos(12 * (2 * t - a - b) / (b - a)), interval, 31)
+    x = s.rng.uniform(a, b, s.params.slots)
+    extra = 0 if p.integer_alpha else 1
+    for ct, levels in ((s.encrypt(x), p.depth + extra), (s.prescaled(x, p), p.depth)):
+        y = fc.evaluate(s.ev, ct, p, assume_in_interval=True)
+        assert ct.level - y.level == levels
+        assert fg.precision_bits(p(x), s.decrypt(y)) > 22
 
 
 def test_narrow_interval_folds_the_change_of_variable(s):

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from ..ckks import Ciphertext, Evaluator
+from ..ckks import CIPHERTEXT_TYPES, Ciphertext, Evaluator
 from ..errors import LevelError, ParameterError
 from .polynomial import Chebyshev, _interval, evaluate
 
@@ -75,7 +75,7 @@ def inv_sqrt(ev: Evaluator, ct: Ciphertext, interval=(0.01, 1.0), degree: int = 
     input's when the primes are close to it)."""
     seed = inv_sqrt_seed(interval, degree)
     need = seed.evaluation_depth() + 2 * _steps(newton)
-    if not isinstance(ct, Ciphertext):
+    if not isinstance(ct, CIPHERTEXT_TYPES):
         raise ParameterError(f"inv_sqrt needs a Ciphertext, got {type(ct).__name__}")
     if ct.level < need:
         raise LevelError(f"inv_sqrt (seed degree {degree}, {newton} Newton steps) needs "

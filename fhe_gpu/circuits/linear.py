@@ -73,7 +73,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..ckks import Ciphertext, Context, Encoder, Evaluator
+from ..ckks import CIPHERTEXT_TYPES, EVALUATOR_TYPES, Context, Encoder, Evaluator
 from ..errors import ContextMismatchError, LevelError, ParameterError, ScaleMismatchError
 from .sums import check_galois_keys, replicate, replicate_rotations
 
@@ -375,9 +375,9 @@ class LinearTransform:
     # ------------------------------------------------------------------ apply
     def _inputs(self, ev: Evaluator, ct) -> list:
         """The input ciphertexts, checked (chunks, context, level, scale, batch, keys)."""
-        if not isinstance(ev, Evaluator):
+        if not isinstance(ev, EVALUATOR_TYPES):
             raise ParameterError(f"apply needs an Evaluator, got {type(ev).__name__}")
-        cts = [ct] if isinstance(ct, Ciphertext) else ct
+        cts = [ct] if isinstance(ct, CIPHERTEXT_TYPES) else ct
         if not isinstance(cts, (list, tuple)) or len(cts) != len(self.input_chunks):
             got = f"{len(cts)} ciphertexts" if isinstance(cts, (list, tuple)) else \
                 type(ct).__name__
@@ -388,7 +388,7 @@ class LinearTransform:
             raise ContextMismatchError(f"the Evaluator runs on backend {ev.context.backend!r}, "
                                        f"this transform on {self.context.backend!r}")
         for i, x in enumerate(cts):
-            if not isinstance(x, Ciphertext):
+            if not isinstance(x, CIPHERTEXT_TYPES):
                 raise ParameterError(f"input {i} must be a Ciphertext, got {type(x).__name__}")
             ev.context.check(x, f"LinearTransform input {i}")
             self.context.check(x, f"LinearTransform input {i}")
@@ -553,7 +553,7 @@ class LinearTransform:
         with the same ``vectors``, before any non-linear step) in this transform's periodic
         input layout: no level, log2 rotations per chunk (see ``input_rotations``); the
         input itself in "padded" mode."""
-        cts = [ct] if isinstance(ct, Ciphertext) else list(ct)
+        cts = [ct] if isinstance(ct, CIPHERTEXT_TYPES) else list(ct)
         if len(cts) != len(self.input_chunks):
             raise ParameterError(f"replicate_input needs {len(self.input_chunks)} "
                                  f"ciphertext(s), got {len(cts)}")

@@ -16,11 +16,17 @@ the level and scale its parent needs (q to S * q_l / scale(T_K), so that q * T_K
 lands on S), and the constant of a leaf is encoded at exactly that target by
 ``Evaluator.mul_to_scale``; sums therefore never need a scale correction.
 
-The change of variable y = alpha*x + beta costs no level when alpha >= 1 (the interval is
-no wider than [-1, 1]): y is the same ciphertext read at scale scale/alpha, plus a
-constant. A wider interval needs the values divided, which only a rescale can do: one
-level (as OpenFHE spends), unless the caller folds the map into the previous step (e.g.
-a LinearTransform whose weights are already scaled) and passes an input in [-1, 1].
+The change of variable y = alpha*x + beta costs no level when T_1 = y can be had at a
+scale close to the prime the first product removes: then every power keeps a scale close
+to its prime (T_2k = T_k^2 / q). That holds when alpha is a positive integer (y = the
+ciphertext times alpha by additions, same scale) or when the input arrives pre-scaled
+(its scale alpha times that prime: y is the same ciphertext read at scale / alpha), each
+up to a scale drift r with |log2 r| * 2^(depth - 1) <= 1 bit. Otherwise (an interval wider
+than [-1, 1] at the nominal scale, a non-integer alpha, an input at an unusual scale) a
+scale change left in T_1 would compound as r^k in T_k, so the map is one constant
+multiplication rescaled to the next prime: one level (as OpenFHE spends). Fold the map
+into the previous step to avoid it: a LinearTransform with weights alpha*W and bias
+alpha*b + beta, or an encoder scale of alpha times the prime.
 """
 from __future__ import annotations
 
@@ -29,13 +35,16 @@ import math
 import numpy as np
 from numpy.polynomial import chebyshev as npcheb
 
-from ..ckks import Ciphertext, Evaluator
+from ..ckks import CIPHERTEXT_TYPES, Ciphertext, Evaluator
 from ..errors import LevelError, ParameterError
 
 #: points of the grid on which ``Chebyshev.fit`` measures its fit error
 ERROR_GRID = 4097
 #: slack allowed on |y| <= 1 when the tracked bound proves the input lies in the interval
 _BOUND_SLACK = 1e-9
+#: largest scale drift of T_1 against its prime, in bits times 2^(depth - 1), for a free
+#: change of variable (the drift of T_k is the k-th power of T_1's)
+_DRIFT_BITS = 1.0
 
 
 class Chebyshev:
@@ -108,13 +117,21 @@ class Chebyshev:
         return polynomial_depth(self.degree)
 
     @property
+    def integer_alpha(self) -> int | None:
+        """alpha when it is a positive integer (the map needs additions only), else None."""
+        m = round(self.alpha)
+        return int(m) if m >= 1 and abs(self.alpha - m) <= 1e-12 * self.alpha else None
+
+    @property
     def folds_change_of_variable(self) -> bool:
-        """Whether the map onto [-1, 1] costs no level (alpha >= 1)."""
-        return self.alpha >= 1.0
+        """Whether the map onto [-1, 1] costs no level on an input at the nominal scale
+        (alpha a positive integer: [-1, 1], [0, 1], [-1/2, 1/2], ...)."""
+        return self.degree <= 1 or self.integer_alpha is not None
 
     def evaluation_depth(self) -> int:
-        """Levels :func:`evaluate` consumes: ``depth``, plus one when the interval is wider
-        than [-1, 1] (the change of variable needs a rescale)."""
+        """Levels :func:`evaluate` consumes on an input whose scale is its next prime:
+        ``depth``, plus one unless the map onto [-1, 1] folds (see the module notes; an
+        input pre-scaled by alpha also costs ``depth`` only)."""
         if self.degree == 0:
             return 0
         return self.depth + (0 if self.folds_change_of_variable else 1)
@@ -169,9 +186,10 @@ def evaluate(ev: Evaluator, ct: Ciphertext, p: Chebyshev, *, scale: float | None
     """
     if not isinstance(p, Chebyshev):
         raise ParameterError(f"evaluate needs a Chebyshev polynomial, got {type(p).__name__}")
-    if not isinstance(ct, Ciphertext):
+    if not isinstance(ct, CIPHERTEXT_TYPES):
         raise ParameterError(f"evaluate needs a Ciphertext, got {type(ct).__name__}")
-    need = p.evaluation_depth()
+    free = _free_map(ev, ct, p)
+    need = p.depth + (0 if free or p.degree == 0 else 1)
     if ct.level < need:
         raise LevelError(f"{p.name} of degree {p.degree} needs {need} levels, ciphertext "
                          f"has {ct.level}")
@@ -180,7 +198,7 @@ def evaluate(ev: Evaluator, ct: Ciphertext, p: Chebyshev, *, scale: float | None
     if p.degree == 0:
         zero = ev.mul_to_scale(ct, 0.0, target) if ct.level else ct
         return ev.add(zero, float(p.coeffs[0]))
-    t1 = _change_of_variable(ev, ct, p)
+    t1 = _change_of_variable(ev, ct, p, free)
     baby = 1 << max(1, p.depth // 2)
     return _eval(ev, p.coeffs, _Basis(ev, t1), t1.level - p.depth, target, baby)
 
@@ -203,10 +221,28 @@ def _check_interval(ct, p: Chebyshev, assume: bool) -> None:
         f"assume_in_interval=True if you know the values lie in it")
 
 
-def _change_of_variable(ev: Evaluator, ct: Ciphertext, p: Chebyshev) -> Ciphertext:
-    """T_1 = alpha*x + beta, bounded by 1: free when alpha >= 1 (a scale change), else one
-    level (a constant multiplication to the scale of the next prime)."""
-    if p.folds_change_of_variable:
+def _free_map(ev: Evaluator, ct: Ciphertext, p: Chebyshev) -> str | None:
+    """How T_1 can be had without a level: "times" (alpha an integer, the scale kept),
+    "read" (the ciphertext read at scale / alpha), or None (one level is needed)."""
+    if p.degree <= 1:
+        return "read"
+    if ct.level == 0:
+        return None
+    q = float(ev.context.q_primes[ct.level])
+    limit = _DRIFT_BITS / (1 << (p.depth - 1))
+    options = [("read", ct.scale / p.alpha)]
+    if p.integer_alpha is not None:
+        options.append(("times", ct.scale))
+    drift, how = min((abs(math.log2(s1 / q)), how) for how, s1 in options)
+    return how if drift <= limit else None
+
+
+def _change_of_variable(ev: Evaluator, ct: Ciphertext, p: Chebyshev, free) -> Ciphertext:
+    """T_1 = alpha*x + beta, bounded by 1: free as :func:`_free_map` says, else one level
+    (a constant multiplication rescaled to the scale of the next prime)."""
+    if free == "times":
+        y = _times(ev, ct, p.integer_alpha)
+    elif free == "read":
         y = ev.mul_by_scale(ct, p.alpha)
     else:
         q = ev.context.q_primes[ct.level - 1]
@@ -214,6 +250,18 @@ def _change_of_variable(ev: Evaluator, ct: Ciphertext, p: Chebyshev) -> Cipherte
     if p.beta:
         y = ev.add(y, p.beta)
     return ev.assume_bound(y, 1.0)
+
+
+def _times(ev: Evaluator, ct: Ciphertext, m: int) -> Ciphertext:
+    """m * ct for a positive integer m by doublings and additions (no level)."""
+    out, power = None, ct
+    while m:
+        if m & 1:
+            out = power if out is None else ev.add(out, power)
+        m >>= 1
+        if m:
+            power = ev.add(power, power)
+    return out
 
 
 class _Basis:

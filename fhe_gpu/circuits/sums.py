@@ -30,7 +30,7 @@ import numbers
 
 import numpy as np
 
-from ..ckks import Ciphertext, Encoder, Evaluator
+from ..ckks import CIPHERTEXT_TYPES, EVALUATOR_TYPES, Ciphertext, Encoder, Evaluator
 from ..errors import KeyMissingError, LevelError, ParameterError
 
 
@@ -81,9 +81,9 @@ def _rotate_add(ev: Evaluator, ct: Ciphertext, steps) -> Ciphertext:
 
 
 def _check_ct(ev: Evaluator, ct, what: str) -> Ciphertext:
-    if not isinstance(ev, Evaluator):
+    if not isinstance(ev, EVALUATOR_TYPES):
         raise ParameterError(f"{what} needs an Evaluator, got {type(ev).__name__}")
-    if not isinstance(ct, Ciphertext):
+    if not isinstance(ct, CIPHERTEXT_TYPES):
         raise ParameterError(f"{what} needs a Ciphertext, got {type(ct).__name__}")
     ev.context.check(ct, f"{what}'s ciphertext")
     return ct

@@ -22,6 +22,7 @@ from ..errors import KeyMissingError, LevelError, ParameterError, ScaleMismatchE
 from ..rlwe import keyswitch
 from ..rlwe.keys import EvaluationKeys, check_context
 from ..rlwe.objects import Ciphertext, Plaintext, check_fits, check_same_keys
+from ..rlwe.slab import SlabKeys
 from . import noise
 from .encoder import Encoder
 
@@ -49,14 +50,17 @@ class Evaluator:
     """Evaluates operations with public material only (evaluation keys, never a secret).
 
     ``evk=None`` allows every operation except relinearization and rotations. Ciphertexts
-    must belong to the key set of ``evk`` (same ``key_id``), else KeyMismatchError.
+    must belong to the key set of ``evk`` (same ``key_id``), else KeyMismatchError. A
+    key slab view (:class:`~fhe_gpu.rlwe.slab.SlabKeys`) serves as evk for a batch whose
+    rows belong to different key sets.
     """
 
-    def __init__(self, context, evk: EvaluationKeys | None = None, strict: bool = True):
+    def __init__(self, context, evk: EvaluationKeys | SlabKeys | None = None,
+                 strict: bool = True):
         check_context(context, "Evaluator")
         if evk is not None:
-            if not isinstance(evk, EvaluationKeys):
-                raise ParameterError(f"evk must be EvaluationKeys or None, got "
+            if not isinstance(evk, (EvaluationKeys, SlabKeys)):
+                raise ParameterError(f"evk must be EvaluationKeys, SlabKeys or None, got "
                                      f"{type(evk).__name__}")
             context.check(evk, "evaluation keys")
         self.context = context

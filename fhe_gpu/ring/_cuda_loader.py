@@ -43,6 +43,13 @@ def module_source() -> str:
     return "\n".join(f.read_text() for f in kernel_files())
 
 
+def module_options() -> tuple[str, ...]:
+    """The options CupyRuntime compiles :func:`module_source` with (NVRTC, through
+    ``cupy.RawModule``): csrc/ on the include path, C++17. CuPy adds the device's
+    architecture and its own defaults (tests/test_nvrtc.py compiles with both)."""
+    return (f"-I{cuda_source_root() / 'csrc'}", "--std=c++17")
+
+
 class EmulatorRuntime:
     """Kernels run on the CPU by ``fhe_gpu.ring._cuda_emu``; arrays are NumPy arrays."""
 
@@ -119,9 +126,7 @@ class CupyRuntime:
         with self._lock:
             mod = self._modules.get(device)
             if mod is None:
-                include = cuda_source_root() / "csrc"
-                mod = self._cupy.RawModule(code=module_source(),
-                                           options=(f"-I{include}", "--std=c++17"))
+                mod = self._cupy.RawModule(code=module_source(), options=module_options())
                 self._modules[device] = mod
             return mod
 

@@ -297,7 +297,8 @@ def copy_row(x, z):
 
 # ----------------------------------------------------------------------------- kernels
 
-KERNEL = njit(cache=True, parallel=True, error_model="numpy")
+#: every kernel releases the GIL (nogil): Engine workers on independent batches overlap
+KERNEL = njit(cache=True, parallel=True, nogil=True, error_model="numpy")
 
 
 @KERNEL
@@ -407,19 +408,21 @@ def mod_up_ntt_kernel(a, out, work, own, ext_idx, psi, psi_s, qs):
 
 
 @KERNEL
-def key_switch_kernel(ext, key, out, key_idx, q_idx, qs, red, fast, perm):
-    """out[r, c, i] = sum_j ext[r, j, i] * key[j, c, key_idx[i]] mod q (128-bit sums).
+def key_switch_kernel(ext, key, out, slots, per, key_idx, q_idx, qs, red, fast, perm):
+    """out[r, c, i] = sum_j ext[r, j, i] * key[s, j, c, key_idx[i]] mod q (128-bit sums),
+    s = slots[r // per]: the slab slot of row r.
 
-    ext: (R, D, M, n); key: (D_key >= D, 2, M_key, n); out: (R, 2, M, n); D <= 64;
-    red: (U, 4) reduction constants; fast: every sum < 2^(k+63); perm: (n,) to read ext
-    through an automorphism (ext[..., perm[k]]), or (0,) for none.
+    ext: (R, D, M, n); key: (T, D_key >= D, 2, M_key, n), a slab of T keys; slots: int64 in
+    [0, T), one per ``per`` consecutive rows; out: (R, 2, M, n); D <= 64; red: (U, 4)
+    reduction constants; fast: every sum < 2^(k+63); perm: (n,) to read ext through an
+    automorphism (ext[..., perm[k]]), or (0,) for none.
     """
     rows, nm = ext.shape[0], ext.shape[2]
     for row in prange(rows * nm):
         r, i = row // nm, row % nm
         u = q_idx[i]
-        key_switch_row(ext[r], key, i, key_idx[i], qs[u], red[u], fast, perm, out[r, 0, i],
-                       out[r, 1, i])
+        key_switch_row(ext[r], key[slots[r // per]], i, key_idx[i], qs[u], red[u], fast, perm,
+                       out[r, 0, i], out[r, 1, i])
 
 
 @KERNEL

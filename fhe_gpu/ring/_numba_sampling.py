@@ -105,7 +105,7 @@ def uniform_row(init, q, limit, ratio, out, buf):
                         return
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, parallel=True, nogil=True, error_model="numpy")
 def uniform_kernel(inits, qs, limits, ratios, out):
     """out[r] = uniform_row(inits[r], qs[r], limits[r], ratios[r]); inits: (R, 16) uint32;
     out: (R, n)."""
@@ -114,13 +114,13 @@ def uniform_kernel(inits, qs, limits, ratios, out):
         uniform_row(inits[r], qs[r], limits[r], ratios[r], out[r], buf)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def keystream_kernel(init, buf):
     """buf[i, b] = word i of ChaCha20 block b (see chacha20_blocks); buf: (16, blocks)."""
     chacha20_blocks(init, np.uint64(0), buf)
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, parallel=True, nogil=True, error_model="numpy")
 def small_to_rns_kernel(x, qs, out):
     """out[r, l, k] = x[r, k] mod qs[l] for small signed x (|x| < q); x: (R, n) int64,
     out: (R, L, n) uint64."""

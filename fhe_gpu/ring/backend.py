@@ -8,9 +8,13 @@ broadcast like NumPy.
 """
 from __future__ import annotations
 
+import math
 import os
 
+import numpy as np
+
 from ..errors import BackendUnavailableError
+from .reference import check_key_index
 
 
 class RingBackend:
@@ -74,7 +78,15 @@ class RingBackend:
     def mod_up(self, a, q_basis, p_basis, alpha, out=None):
         raise NotImplementedError
 
-    def key_switch_inner(self, ext, key, basis, key_basis, out=None):
+    def key_switch_inner(self, ext, key, basis, key_basis, out=None, galois_elt=None,
+                         key_index=None):
+        """Digits (..., d, m, n) times a key (d_key, 2, m_key, n): (..., 2, m, n).
+
+        ``galois_elt``: the digits are read through that automorphism (backends whose
+        ``fuses_automorphism`` is True). ``key_index`` (host integers, shape (B,)): ``key``
+        is a slab (T, d_key, 2, m_key, n) and row b of ext (B, ..., d, m, n) uses
+        key[key_index[b]]; ValueError for an index outside [0, T) or of another length.
+        """
         raise NotImplementedError
 
     def mod_down(self, a, q_basis, p_basis, out=None):
@@ -95,6 +107,24 @@ def key_digits(ext, key, max_terms: int) -> int:
     if d > max_terms:
         raise ValueError(f"{d} digits exceed the {max_terms} of one 128-bit sum")
     return d
+
+
+def key_slots(ext, key, max_terms: int, key_index=None) -> tuple[int, np.ndarray, int]:
+    """(digits, slots, rows per slot) of a key_switch_inner call, validated.
+
+    Flattened row r of ext uses key slot ``slots[r // rows_per_slot]`` of the slab ``key``
+    (T, d_key, 2, m_key, n) when ``key_index`` is given; without it ``key`` is one key
+    (d_key, 2, m_key, n), the only slot: slots = [0].
+    """
+    if key_index is None:
+        slot0 = np.zeros(1, dtype=np.int64)  # writable, like an index: one kernel type
+        return key_digits(ext, key, max_terms), slot0, max(1, math.prod(ext.shape[:-3]))
+    if ext.ndim < 4 or key.ndim != 5 or key.shape[0] == 0:
+        raise ValueError(f"key_index needs ext (B, ..., d, m, n) and a key slab (T >= 1, d, 2, "
+                         f"m, n), got shapes {ext.shape} and {key.shape}")
+    d = key_digits(ext, key[0], max_terms)
+    slots = check_key_index(key_index, ext.shape[0], key.shape[0])
+    return d, slots, max(1, math.prod(ext.shape[1:-3]))
 
 
 _INSTANCES: dict[str, RingBackend] = {}

@@ -15,7 +15,7 @@ import numpy as np
 from . import _numba_kernels as K
 from . import tables
 from ._numba_arith import barrett_ratio, shoup, wide_consts, wide_ok
-from .backend import RingBackend, key_digits
+from .backend import RingBackend, key_slots
 from .pool import POOL
 
 _U64 = np.uint64
@@ -348,18 +348,22 @@ class CpuBackend(RingBackend):
     #: key_switch_inner takes ``galois_elt``: the automorphism of ext fused into its reads
     fuses_automorphism = True
 
-    def key_switch_inner(self, ext, key, basis, key_basis, out=None, galois_elt=None):
-        """The key inner product; with ``galois_elt``, of automorphism(ext, galois_elt)."""
+    def key_switch_inner(self, ext, key, basis, key_basis, out=None, galois_elt=None,
+                         key_index=None):
+        """The key inner product; with ``galois_elt``, of automorphism(ext, galois_elt);
+        with ``key_index``, row b against slot key_index[b] of the slab ``key`` (one kernel
+        call whatever the batch)."""
         ext = _check(ext, basis, "ext")
         key = _check(key, key_basis, "key")
-        d = key_digits(ext, key, _MAX_TERMS)
+        d, slots, per = key_slots(ext, key, _MAX_TERMS, key_index)
+        slab = key if key_index is not None else key.reshape((1,) + key.shape)
         kidx = tables.key_limb_index(basis, key_basis)
         shape = ext.shape[:-3] + (2,) + ext.shape[-2:]
         res, copy_to = _target(out, shape, [ext, key])
         u = basis.universe
         fast = all(wide_ok(d * (q - 1) ** 2 + 1, q) for q in basis.primes)
-        K.key_switch_kernel(_flat(ext, 3), key, _flat(res, 3), kidx, basis.idx_arr, u.q,
-                            _red_consts(u), fast, self._perm(galois_elt, basis))
+        K.key_switch_kernel(_flat(ext, 3), slab, _flat(res, 3), slots, per, kidx, basis.idx_arr,
+                            u.q, _red_consts(u), fast, self._perm(galois_elt, basis))
         return _finish(res, copy_to)
 
     def mod_down(self, a, q_basis, p_basis, out=None):

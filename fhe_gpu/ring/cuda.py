@@ -11,7 +11,9 @@ times the flattened leading axes, grid.y the limbs. The NTT and INTT take two la
 stages, chunk stages: kernels/ntt.cu); ModUp is an INTT, then base conversion fused into the
 NTT; ModDown is an INTT of the P part, then the exact centered base conversion
 (reference.exact_convert) fused into the NTT of the Q part, with the subtraction and the
-multiplication by P^-1 fused into its last kernel.
+multiplication by P^-1 fused into its last kernel. The key inner product reads each row's
+key through a per-row slot index into a key slab (cross-tenant batches) and reads the digits
+through a rotation's automorphism when given one, still in one launch.
 
 Tables (twiddles, Barrett ratios, basis index vectors, base-conversion constants, Galois
 permutations) are uploaded once per PrimeSet / Basis / plan and cached on the PrimeSet /
@@ -27,7 +29,7 @@ import numpy as np
 
 from . import tables
 from ._cuda_loader import CupyRuntime, EmulatorRuntime
-from .backend import RingBackend, key_digits
+from .backend import RingBackend, key_slots
 
 _U64 = np.uint64
 _MAX_TERMS = 64  # products < 2^122 summed exactly in 128 bits
@@ -59,6 +61,7 @@ class _PrimeTables:
         self.ratio_hi = rt.asarray(np.array([r >> 64 for r in ratios], dtype=_U64))
         self.ratio_lo = rt.asarray(np.array([r & (2**64 - 1) for r in ratios], dtype=_U64))
         self.perms: dict = {}  # Galois element -> device permutation
+        self.slot0 = rt.asarray(np.zeros(1, dtype=np.int64))  # the one slot of a single key
 
 
 def _intt_post(basis: tables.Basis, extra) -> np.ndarray:
@@ -283,12 +286,19 @@ class CudaBackend(RingBackend):
         tail = (self._idx(basis), self._tables(basis.universe).q)
         return self._rowwise("ew_mul_scalar", a, basis, out, (self._rt.asarray(consts),), tail)
 
-    def automorphism(self, a, galois_elt, basis, out=None):
+    def _perm(self, galois_elt, basis: tables.Basis):
+        """The device slot permutation of a Galois element, cached on the PrimeSet."""
+        if int(galois_elt) % 2 == 0:
+            raise ValueError(f"galois element {galois_elt} is not odd (not a unit mod 2n)")
         perms = self._tables(basis.universe).perms
         elt = int(galois_elt) % (2 * basis.n)
         perm = perms.get(elt)
         if perm is None:
             perm = perms[elt] = self._rt.asarray(basis.universe.galois_permutation(elt))
+        return perm
+
+    def automorphism(self, a, galois_elt, basis, out=None):
+        perm = self._perm(galois_elt, basis)
         return self._rowwise("ew_automorphism", a, basis, out, (perm,), alias=False)
 
     # basis change -----------------------------------------------------------
@@ -339,17 +349,28 @@ class CudaBackend(RingBackend):
             cache[key] = self._rt.asarray(tables.key_limb_index(basis, key_basis))
         return cache[key]
 
-    def key_switch_inner(self, ext, key, basis, key_basis, out=None):
+    #: key_switch_inner takes ``galois_elt``: the automorphism of ext fused into its reads
+    fuses_automorphism = True
+
+    def key_switch_inner(self, ext, key, basis, key_basis, out=None, galois_elt=None,
+                         key_index=None):
+        """The key inner product; with ``galois_elt``, of automorphism(ext, galois_elt);
+        with ``key_index``, row b against slot key_index[b] of the slab ``key``. One launch
+        whatever the batch: the kernel reads each row's slot through the uploaded index."""
         ext = self._check(ext, basis, "ext")
         key = self._check(key, key_basis, "key")
-        d = key_digits(ext, key, _MAX_TERMS)
-        kpos = self._key_pos(basis, key_basis)
-        res, copy_to = self._target(out, ext.shape[:-3] + (2,) + ext.shape[-2:], [ext, key])
+        d, slots, per = key_slots(ext, key, _MAX_TERMS, key_index)
         t = self._tables(basis.universe)
+        dev_slots = t.slot0 if key_index is None else self._rt.asarray(slots)
+        slot_words = math.prod(key.shape[1:]) if key_index is not None else 0
+        permuted = galois_elt is not None
+        perm = self._perm(galois_elt, basis) if permuted else t.slot0
+        res, copy_to = self._target(out, ext.shape[:-3] + (2,) + ext.shape[-2:], [ext, key])
         nb, threads = self._ew_geometry(basis.n)
         rows = math.prod(ext.shape[:-3])
         self._launch("key_switch_inner", (nb * rows * 2, len(basis)), threads, ext, key, res, d,
-                     len(key_basis), kpos, self._idx(basis), t.q, t.ratio_hi, t.ratio_lo, nb,
+                     len(key_basis), self._key_pos(basis, key_basis), dev_slots, per, slot_words,
+                     perm, int(permuted), self._idx(basis), t.q, t.ratio_hi, t.ratio_lo, nb,
                      basis.n.bit_length() - 1)
         return self._finish(res, copy_to)
 

@@ -307,13 +307,47 @@ def mod_up(a, q_primes, p_primes, alpha, out=None):
     return _out(np.stack(parts, axis=-3), out)
 
 
-def key_switch_inner(ext, key, primes, key_primes, out=None):
+def check_key_index(key_index, batch: int, slots: int) -> np.ndarray:
+    """``key_index`` as int64 of shape (batch,) with every entry in [0, slots), else ValueError.
+
+    The per-row key index of :func:`key_switch_inner`: row b of the batch uses key slot
+    ``key_index[b]`` of a slab of ``slots`` keys.
+    """
+    idx = np.asarray(key_index)
+    if idx.ndim != 1 or idx.shape[0] != batch or (idx.size and idx.dtype.kind not in "iu"):
+        raise ValueError(f"key_index of shape {idx.shape} and dtype {idx.dtype} does not fit "
+                         f"a batch of {batch}: needs {batch} integers")
+    bad = idx[(idx < 0) | (idx >= slots)] if idx.size else idx
+    if bad.size:
+        raise ValueError(f"key_index {int(bad[0])} out of range for a slab of {slots} keys: "
+                         f"needs 0 <= index < {slots}")
+    return idx.astype(np.int64)
+
+
+def key_switch_inner(ext, key, primes, key_primes, out=None, galois_elt=None, key_index=None):
     """Inner product of mod-up digits with a key-switching key, both in evaluation form.
 
     ``ext``: (..., d, m, n) over ``primes``; ``key``: (d_key >= d, 2, m_key, n) over
     ``key_primes`` (a superset of ``primes``). Returns (..., 2, m, n):
     ``out[c, i] = sum_j ext[j, i] * key[j, c, index_of(primes[i])] mod primes[i]``.
+    With ``galois_elt`` the digits are first mapped by :func:`automorphism`.
+
+    With ``key_index`` (integers, shape (B,)) ``key`` is a slab of T keys (T, d_key, 2,
+    m_key, n) and ``ext`` is (B, ..., d, m, n): row b is multiplied by key[key_index[b]]
+    (ValueError unless 0 <= key_index[b] < T).
     """
+    if galois_elt is not None:
+        ext = automorphism(ext, galois_elt, primes)
+    if key_index is not None:
+        ext, key = np.asarray(ext), np.asarray(key)
+        if ext.ndim < 4 or key.ndim != 5:
+            raise ValueError(f"key_index needs ext (B, ..., d, m, n) and a key slab (T, d, 2, "
+                             f"m, n), got shapes {ext.shape} and {key.shape}")
+        idx = check_key_index(key_index, ext.shape[0], key.shape[0])
+        res = np.zeros(ext.shape[:-3] + (2,) + ext.shape[-2:], dtype=np.uint64)
+        for b, slot in enumerate(idx):
+            res[b] = key_switch_inner(ext[b], key[slot], primes, key_primes)
+        return _out(res, out)
     ext, key = _ints(ext), _ints(key)
     key_primes = [int(x) for x in key_primes]
     idx = [key_primes.index(int(p)) for p in primes]

@@ -52,8 +52,13 @@ class ReferenceBackend(RingBackend):
     def mod_up(self, a, q_basis, p_basis, alpha, out=None):
         return ref.mod_up(a, q_basis.primes, p_basis.primes, alpha, out=out)
 
-    def key_switch_inner(self, ext, key, basis, key_basis, out=None):
-        return ref.key_switch_inner(ext, key, basis.primes, key_basis.primes, out=out)
+    #: key_switch_inner takes ``galois_elt`` (the spec applies the automorphism first)
+    fuses_automorphism = True
+
+    def key_switch_inner(self, ext, key, basis, key_basis, out=None, galois_elt=None,
+                         key_index=None):
+        return ref.key_switch_inner(ext, key, basis.primes, key_basis.primes, out=out,
+                                    galois_elt=galois_elt, key_index=key_index)
 
     def mod_down(self, a, q_basis, p_basis, out=None):
         return ref.mod_down(a, q_basis.primes, p_basis.primes, out=out)

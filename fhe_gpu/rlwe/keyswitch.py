@@ -9,6 +9,8 @@ import threading
 
 import numpy as np
 
+from ..errors import BatchIndexError
+
 _LOCAL = threading.local()
 
 
@@ -31,23 +33,35 @@ def decompose(context, d, level: int, out=None):
                                   out=out)
 
 
+def _key_index(key, ext):
+    """The per-row slot index of a slab key (None for a single key), checked against the
+    batch of ``ext`` (B, D, M, n)."""
+    index = getattr(key, "key_index", None)
+    if index is not None and (ext.ndim != 4 or len(index) != ext.shape[0]):
+        raise BatchIndexError(f"a key slab view of {len(index)} rows cannot switch a batch of "
+                              f"{ext.shape[0] if ext.ndim == 4 else tuple(ext.shape[:-3])} "
+                              f"rows: needs one slot index per ciphertext row")
+    return index
+
+
 def apply_key(context, ext, key, level: int, galois_elt=None):
     """Inner product of decomposed digits with ``key`` then ModDown: (..., 2, level+1, n).
 
     With ``galois_elt``, the digits are first mapped by that automorphism (fused into the
-    inner product on backends that offer it).
+    inner product on backends that offer it). A slab key (``key.key_index`` set, see
+    :mod:`fhe_gpu.rlwe.slab`) switches row b of the batch with slot key_index[b], in the
+    same single verb call.
     """
     be = context.backend
     qp = context.qp_basis(level)
+    index = _key_index(key, ext)
+    kw = {} if index is None else {"key_index": index}
     acc = _scratch(be, "acc", ext.shape[:-3] + (2,) + ext.shape[-2:])
-    if galois_elt is None:
-        acc = be.key_switch_inner(ext, key.data, qp, context.full_qp, out=acc)
-    elif getattr(be, "fuses_automorphism", False):
-        acc = be.key_switch_inner(ext, key.data, qp, context.full_qp, out=acc,
-                                  galois_elt=galois_elt)
-    else:
-        acc = be.key_switch_inner(be.automorphism(ext, galois_elt, qp), key.data, qp,
-                                  context.full_qp, out=acc)
+    if galois_elt is not None and getattr(be, "fuses_automorphism", False):
+        kw["galois_elt"] = galois_elt
+    elif galois_elt is not None:
+        ext = be.automorphism(ext, galois_elt, qp)
+    acc = be.key_switch_inner(ext, key.data, qp, context.full_qp, out=acc, **kw)
     return be.mod_down(acc, context.q_basis(level), context.p_basis)
 
 

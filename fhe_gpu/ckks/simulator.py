@@ -1,0 +1,621 @@
+"""fg.Simulator: the Evaluator's interface on cleartext slots, with the noise predicted.
+
+    sim = fg.Simulator(params)                 # no key, no ring arithmetic
+    ct = sim.encrypt(x)                        # values + the predicted fresh error
+    y = circuits.evaluate(sim, lt.apply(sim, ct), p)   # circuits run unchanged
+    y.level, y.scale, y.predicted_bits         # the max-error precision to expect
+    sim.decrypt(y)                             # values + one draw of the error
+
+Every operation of :class:`~fhe_gpu.ckks.Evaluator` is answered with the same checks
+(levels, scales, value bounds against the modulus, Galois keys when ``rotations`` is given)
+on exact slot values, while the error of each ciphertext is tracked with the noise model
+of :mod:`fhe_gpu.ckks.noise` (the terms the Evaluator's ``noise_var`` uses) in the slot
+domain: the encryption, encoding, rescale and ModDown roundings, the key-switching terms
+(centred digits spread over the slots, the digit mean concentrated near slot 0: the term
+that makes a digit as large as P cost rotations bits), and the products of messages and
+errors with each slot's actual value rather than a bound. ``noise="variance"`` tracks each
+slot's error variance (correlation exact for x*x, x + x, independence otherwise) and
+predicts the median of the largest slot error; ``noise="sample"`` draws every term and
+carries one sampled error (every correlation exact: a Monte-Carlo run).
+"""
+from __future__ import annotations
+
+import collections
+import functools
+import math
+import numbers
+import weakref
+
+import numpy as np
+
+from ..errors import KeyMissingError, LevelError, ParameterError, ScaleMismatchError
+from ..rlwe.encryptor import encoding_variance
+from ..rlwe.sampling import SIGMA
+from ..rlwe.objects import Ciphertext, Plaintext, check_fits
+from . import noise as model
+from .context import Context
+from .encoder import Encoder
+from .evaluator import MAX_SCALAR, SCALE_RTOL, _real
+from .parameters import Parameters
+from .simerror import SampledError, VarianceError
+from .simobjects import SimCiphertext, SimPlaintext
+
+MODES = {"variance": VarianceError, "sample": SampledError}
+#: a key-switching mean term below this fraction of the uniform one is counted as uniform
+_PROFILE_FLOOR = 1e-3
+
+
+def _sum_or_none(*xs):
+    return None if any(x is None for x in xs) else float(sum(xs))
+
+
+def _prod_or_none(*xs):
+    return None if any(x is None for x in xs) else float(math.prod(xs))
+
+
+class _Everything:
+    """A container holding every Galois element (a Simulator made with rotations=None)."""
+
+    def __contains__(self, item):
+        return True
+
+    def __repr__(self):
+        return "every Galois element"
+
+
+class SimKeys:
+    """The evaluation keys a Simulator pretends to hold: ``galois`` answers ``in`` for the
+    Galois elements of ``rotations`` (all when None) and of conjugation."""
+
+    key_id = None
+
+    def __init__(self, context, rotations=None, conjugation: bool = True):
+        if rotations is None:
+            self.galois = _Everything()
+            return
+        try:
+            steps = [int(k) for k in rotations]
+        except (TypeError, ValueError):
+            raise ParameterError(f"rotations must be a list of integers or None, got "
+                                 f"{rotations!r:.60}") from None
+        self.galois = {context.galois_element(k): k for k in steps if k % context.slots}
+        if conjugation:
+            self.galois[context.conjugation_element] = "conjugation"
+
+
+class Simulator:
+    """The Evaluator's interface over cleartext slots, predicting the error.
+
+    Parameters
+    ----------
+    params : a Parameters object, or a ckks Context (share the one LinearTransforms were
+        built with, so their encoded diagonals are reused).
+    noise : "variance" (track each slot's error variance; ``decrypt`` draws a sample) or
+        "sample" (draw every noise term; the ciphertexts carry one sampled error).
+    seed : seed of the sampling (NumPy Generator), for reproducible samples.
+    rotations : the rotation steps whose Galois keys the simulated key set holds (None:
+        every rotation; ``used_rotations`` then lists those the circuit asked for).
+    conjugation : whether it holds the conjugation key.
+    public : fresh ciphertexts as public-key encryption makes them (the ModDown rounding)
+        or as symmetric encryption does (the Gaussian error).
+    strict : as the Evaluator's: scales differing by more than SCALE_RTOL are refused.
+
+    ``sim.counts`` counts the operations run (key switches, rescales, products...).
+    """
+
+    def __init__(self, params, noise: str = "variance", seed=None, rotations=None,
+                 conjugation: bool = True, public: bool = True, strict: bool = True):
+        if isinstance(params, Parameters):
+            params = Context(params, backend="cpu")
+        if not isinstance(params, Context):
+            raise ParameterError(f"Simulator needs Parameters or a ckks Context, got "
+                                 f"{type(params).__name__}")
+        if noise not in MODES:
+            raise ParameterError(f"noise must be one of {sorted(MODES)}, got {noise!r:.40}")
+        self.context = params
+        self.params = params.params
+        self.mode = noise
+        self._err = MODES[noise]
+        self.rng = np.random.default_rng(seed)
+        self.evk = SimKeys(params, rotations, conjugation)
+        self.key_id = None
+        self.public = bool(public)
+        self.strict = bool(strict)
+        self.counts: collections.Counter = collections.Counter()
+        self.used_rotations: set[int] = set()
+        self._plaintexts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._switch_terms: dict = {}
+        self.key_power = model.key_power(params.n, self.rng if noise == "sample" else None)
+        self._round = model.rounding_slot_variance(params.n, self.key_power, 1.0)
+
+    # ------------------------------------------------------------ noise terms
+    def _fresh(self, slot_var, shape=None):
+        shape = (1, self.context.slots) if shape is None else shape
+        return self._err.fresh(slot_var, shape, self.rng)
+
+    def _slot_var(self, coef_var: float, scale: float) -> float:
+        return model.slot_variance(self.context.n, coef_var, scale)
+
+    def _rounding(self, scale: float):
+        """Per-slot variance of a rounding r0 + r1*s read at ``scale``."""
+        return self._round * (1.0 / (scale * scale))
+
+    def _switch_noise(self, level: int, scale: float, shift: int, shape):
+        """The error one key switch at ``level`` adds, read at ``scale``; its digit-mean
+        part is concentrated near slot 0, moved by ``shift`` with the hoisted digits."""
+        if level not in self._switch_terms:
+            self._switch_terms[level] = model.key_switch_terms(self.context, level)
+        centred, peak = self._switch_terms[level]
+        var = self._slot_var(centred, scale) + self._rounding(scale)
+        if peak > _PROFILE_FLOOR * (centred + self.context.n / 18.0):
+            profile = np.roll(model.mean_profile(self.context.n), -shift)
+            var = var + self._slot_var(peak, scale) * profile
+        self.counts["key_switch"] += 1
+        return self._fresh(var, shape)
+
+    # ------------------------------------------------------------ encode / encrypt
+    def encode(self, values, level=None, scale=None) -> SimPlaintext:
+        """Values (k,) or (batch, k), k <= slots (zero-padded), as a simulated plaintext
+        (the encoding's rounding as its error); the Encoder's checks."""
+        ctx = self.context
+        level = ctx.max_level if level is None else self._level(level)
+        scale = ctx.default_scale if scale is None else _real("scale", scale)
+        if not scale > 0:
+            raise ParameterError(f"scale must be a positive finite number, got {scale}")
+        z = _slot_values(values, ctx.slots)
+        bound = float(np.max(np.abs(z)))
+        check_fits(ctx, level, scale, bound, what="the encoded values")
+        var = self._slot_var(encoding_variance(ctx.n, scale, bound), scale)
+        return SimPlaintext(z, level, scale, ctx, self._fresh(var, z.shape), bound,
+                            not np.any(z.imag))
+
+    def encrypt(self, x, level=None, scale=None) -> SimCiphertext:
+        """A simulated fresh ciphertext of ``x``: values (encoded first, at ``level`` and
+        ``scale``), a SimPlaintext or a Plaintext; its error is the fresh noise of
+        public-key (``public=True``) or symmetric encryption."""
+        pt = x if isinstance(x, (SimPlaintext, Plaintext)) else \
+            self.encode(x, level=level, scale=scale)
+        pt = self._plaintext(pt)
+        extra = self._rounding(pt.scale) if self.public else \
+            self._slot_var(SIGMA * SIGMA, pt.scale)
+        err = pt.error.combine(1.0, self._fresh(extra, pt.values.shape), 1.0)
+        self.counts["encrypt"] += 1
+        return SimCiphertext(pt.values, pt.level, pt.scale, self.context, err,
+                             pt.value_bound, pt.real, key_id=self.key_id)
+
+    def decrypt(self, ct) -> np.ndarray:
+        """The slot values a decryption would give (decode(decrypt(ct))): the exact values
+        plus one draw of the error (the tracked sample in sampled mode). Shape (slots,)
+        for a batch of one, else (batch, slots)."""
+        ct = self._ct(ct)
+        z = ct.values + ct.error.draw(ct.values.shape, self.rng)
+        return z[0] if z.shape[0] == 1 else z
+
+    def decode(self, pt) -> np.ndarray:
+        """The exact values of a SimPlaintext (or a Plaintext's decoding)."""
+        z = self._plaintext(pt).values
+        return z[0] if z.shape[0] == 1 else z
+
+    def _plaintext(self, pt) -> SimPlaintext:
+        """A SimPlaintext, or a Plaintext's (its decoding cached per object)."""
+        return self._plaintexts_of([pt])[0]
+
+    def _plaintexts_of(self, pts) -> list[SimPlaintext]:
+        """SimPlaintexts of SimPlaintexts and Plaintexts (those decoded in one batch)."""
+        for pt in pts:
+            if not isinstance(pt, (SimPlaintext, Plaintext)):
+                raise ParameterError(f"expected a SimPlaintext or Plaintext, got "
+                                     f"{type(pt).__name__}")
+            self.context.check(pt, "plaintext")
+        todo = [pt for pt in pts if isinstance(pt, Plaintext) and pt not in self._plaintexts]
+        for pt, z in zip(todo, decode_plaintexts(self.context, todo)):
+            var = self._slot_var(encoding_variance(self.context.n, pt.scale, pt.value_bound),
+                                 pt.scale)
+            self._plaintexts[pt] = SimPlaintext(z, pt.level, pt.scale, self.context,
+                                                self._fresh(var, z.shape), pt.value_bound,
+                                                pt.real)
+        return [pt if isinstance(pt, SimPlaintext) else self._plaintexts[pt] for pt in pts]
+
+    # ------------------------------------------------------------ operands
+    def _ct(self, x, what="operand") -> SimCiphertext:
+        if not isinstance(x, SimCiphertext):
+            raise ParameterError(f"{what} must be a SimCiphertext (from Simulator.encrypt), "
+                                 f"got {type(x).__name__}")
+        return self.context.check(x, what)
+
+    def _kind(self, x) -> str:
+        if isinstance(x, SimCiphertext):
+            self._ct(x)
+            return "ct"
+        if isinstance(x, (SimPlaintext, Plaintext)):
+            return "pt"
+        if isinstance(x, numbers.Number) and not isinstance(x, bool):
+            try:
+                c = complex(x)
+            except (OverflowError, TypeError, ValueError):
+                c = complex(math.inf)
+            if not (np.isfinite(c) and abs(c) <= MAX_SCALAR):
+                raise ParameterError(f"scalar operand must be finite and at most 2^100 in "
+                                     f"magnitude, got {x!r:.40}")
+            return "scalar"
+        if isinstance(x, Ciphertext):
+            raise ParameterError("a Simulator works on its own ciphertexts (Simulator."
+                                 "encrypt), got an encrypted Ciphertext")
+        raise ParameterError(f"operand must be a SimCiphertext, Plaintext or scalar, got "
+                             f"{type(x).__name__}")
+
+    def _out(self, values, level, scale, error, bound, what, real,
+             zero=False) -> SimCiphertext:
+        check_fits(self.context, level, scale, bound, what=what)
+        return SimCiphertext(values, level, scale, self.context, error, bound, real,
+                             key_id=self.key_id, zero=zero)
+
+    @staticmethod
+    def _batch(a, b) -> None:
+        ba, bb = a.batch_size, b.batch_size
+        if ba != bb and 1 not in (ba, bb):
+            raise ParameterError(f"batch sizes {ba} and {bb} do not broadcast: need equal "
+                                 f"sizes or a batch of 1")
+
+    def _level(self, level) -> int:
+        top = self.context.max_level
+        if isinstance(level, bool) or not isinstance(level, (int, np.integer)) \
+                or not 0 <= level <= top:
+            raise LevelError(f"level {level!r} is outside [0, {top}]")
+        return int(level)
+
+    def _align(self, a, b):
+        level = min(a.level, b.level)
+        return self.drop_level(a, level), self.drop_level(b, level)
+
+    def _match_scales(self, a, b):
+        """As the Evaluator's: one level and (within SCALE_RTOL) one scale, else
+        ScaleMismatchError, or with strict=False a mul_to_scale of one operand."""
+        if abs(a.scale - b.scale) <= SCALE_RTOL * max(a.scale, b.scale):
+            return self._align(a, b)
+        if self.strict:
+            raise ScaleMismatchError(
+                f"scales differ: {a.scale!r} vs {b.scale!r} (relative difference "
+                f"{abs(a.scale - b.scale) / max(a.scale, b.scale):.3g} > {SCALE_RTOL}); "
+                f"rescale first or use Simulator(..., strict=False)")
+        if isinstance(b, SimCiphertext) and b.level > a.level:
+            b = self.mul_to_scale(b, 1.0, a.scale)
+        elif a.level > b.level or not isinstance(b, SimCiphertext):
+            a = self.mul_to_scale(a, 1.0, b.scale)
+        else:
+            b = self.mul_to_scale(b, 1.0, a.scale)
+        return self._align(a, b)
+
+    def _scalar_pt(self, c: complex, level: int, scale: float) -> SimPlaintext:
+        return self.encode(np.full(self.context.slots, c), level=level, scale=scale)
+
+    # ------------------------------------------------------------ add / sub / negate
+    def add(self, a, b) -> SimCiphertext:
+        """a + b (at least one SimCiphertext)."""
+        ka, kb = self._kind(a), self._kind(b)
+        if ka != "ct":
+            if kb != "ct":
+                raise ParameterError(f"add needs a ciphertext operand, got {ka} and {kb}")
+            a, b, kb = b, a, ka
+        return self._add_sub(a, b, kb, 1.0)
+
+    def sub(self, a, b) -> SimCiphertext:
+        """a - b (at least one SimCiphertext)."""
+        ka, kb = self._kind(a), self._kind(b)
+        if ka != "ct":
+            if kb != "ct":
+                raise ParameterError(f"sub needs a ciphertext operand, got {ka} and {kb}")
+            return self._add_sub(self.negate(b), a, ka, 1.0)
+        return self._add_sub(a, b, kb, -1.0)
+
+    def _add_sub(self, a: SimCiphertext, b, kb: str, sign: float) -> SimCiphertext:
+        if kb == "scalar":
+            c = complex(b) * sign
+            if c.imag == 0:
+                return self._add_real(a, c.real)
+            b, sign = self._scalar_pt(c, a.level, a.scale), 1.0
+        elif kb == "pt":
+            b = self._plaintext(b)
+        self._batch(a, b)
+        a, b = self._match_scales(a, b)
+        self.counts["add"] += 1
+        return self._out(a.values + sign * b.values, a.level, a.scale,
+                         a.error.combine(1.0, b.error, sign),
+                         _sum_or_none(a.value_bound, b.value_bound), "the sum",
+                         a.real and b.real, zero=a.zero and getattr(b, "zero", False))
+
+    def _add_real(self, a: SimCiphertext, c: float) -> SimCiphertext:
+        bound = _sum_or_none(a.value_bound, abs(c))
+        check_fits(self.context, a.level, a.scale, max(abs(c), bound or 0.0),
+                   what="the sum with a constant")
+        added = round(c * a.scale) / a.scale
+        err = a.error.combine(1.0, self._err.exact(added - c), 1.0)
+        self.counts["add"] += 1
+        return self._out(a.values + c, a.level, a.scale, err, bound,
+                         "the sum with a constant", a.real)
+
+    def negate(self, a) -> SimCiphertext:
+        """-a."""
+        a = self._ct(a)
+        return a._like(values=-a.values, error=a.error.scaled(-1.0))
+
+    # ------------------------------------------------------------ multiply
+    def mul(self, a, b, rescale: bool = True) -> SimCiphertext:
+        """a * b: ct x ct relinearized (one key switch); every product rescaled unless
+        rescale=False; a real scalar encoded at the prime the rescale removes."""
+        ka, kb = self._kind(a), self._kind(b)
+        if ka != "ct":
+            if kb != "ct":
+                raise ParameterError(f"mul needs a ciphertext operand, got {ka} and {kb}")
+            a, b, ka, kb = b, a, kb, ka
+        level = a.level if kb == "scalar" else min(a.level, b.level)
+        if rescale and level == 0:
+            raise LevelError("cannot rescale: level 0 (the product needs one more level; "
+                             "use rescale=False)")
+        if kb == "scalar":
+            out = self._mul_scalar(a, complex(b))
+        else:
+            b = self._plaintext(b) if kb == "pt" else b
+            self._batch(a, b)
+            a, b = self._align(a, b)
+            out = self._mul_ct(a, b) if kb == "ct" else self._mul_pt(a, b)
+        return self.rescale(out) if rescale else out
+
+    def square(self, a, rescale: bool = True) -> SimCiphertext:
+        """a * a."""
+        return self.mul(a, a, rescale=rescale)
+
+    def _mul_scalar(self, a: SimCiphertext, c: complex) -> SimCiphertext:
+        q_l = self.context.q_primes[a.level]
+        if c.imag != 0:
+            return self._mul_pt(a, self._scalar_pt(c, a.level, float(q_l)))
+        bound = _prod_or_none(a.value_bound, abs(c.real))
+        k = round(c.real * q_l)
+        self.counts["mul_scalar"] += 1
+        return self._out(a.values * c.real, a.level, a.scale * q_l,
+                         self._gain_error(a, k / q_l, c.real), bound, "the product", a.real,
+                         zero=a.zero or k == 0)
+
+    def _gain_error(self, a: SimCiphertext, gain: float, c: float):
+        """The error of a times the rounded constant ``gain`` standing for c."""
+        return a.error.combine(gain, self._err.exact(a.values * (gain - c)), 1.0)
+
+    def _mul_pt(self, a: SimCiphertext, b: SimPlaintext) -> SimCiphertext:
+        bound = _prod_or_none(a.value_bound, b.value_bound)
+        self.counts["mul_plain"] += 1
+        return self._out(a.values * b.values, a.level, a.scale * b.scale,
+                         a.error.product(a.values, b.error, b.values), bound, "the product",
+                         a.real and b.real)
+
+    def _mul_ct(self, a: SimCiphertext, b: SimCiphertext) -> SimCiphertext:
+        bound = _prod_or_none(a.value_bound, b.value_bound)
+        scale = a.scale * b.scale
+        check_fits(self.context, a.level, scale, bound, what="the product")
+        values = a.values * b.values
+        err = a.error.product(a.values, b.error, b.values)
+        zero = a.zero or b.zero
+        if not zero:
+            err = err.combine(1.0, self._switch_noise(a.level, scale, 0, values.shape), 1.0)
+        self.counts["mul"] += 1
+        return self._out(values, a.level, scale, err, bound, "the product",
+                         a.real and b.real, zero=zero)
+
+    def mul_to_scale(self, a, c: float, scale: float) -> SimCiphertext:
+        """a * c (real) rescaled, the result's scale set to exactly ``scale``."""
+        a = self._ct(a)
+        c, scale = _real("the constant", c), _real("scale", scale)
+        if not scale >= 1.0:
+            raise ParameterError(f"scale must be >= 1, got {scale!r}")
+        if a.level == 0:
+            raise LevelError("cannot rescale: level 0 (mul_to_scale needs one level)")
+        q_l = self.context.q_primes[a.level]
+        bound = _prod_or_none(a.value_bound, abs(c))
+        check_fits(self.context, a.level, scale * q_l, bound, what="mul_to_scale's product")
+        k = round(c * scale * q_l / a.scale)
+        self.counts["mul_scalar"] += 1
+        wide = SimCiphertext(a.values * c, a.level, scale * q_l, self.context,
+                             self._gain_error(a, k * a.scale / (scale * q_l), c), bound,
+                             a.real, key_id=a.key_id, zero=a.zero or k == 0)
+        return self.rescale(wide)._like(scale=scale)
+
+    def mul_plain_sum(self, cts, pts) -> SimCiphertext:
+        """sum_i cts[i] * pts[i] without rescale (the Evaluator's checks)."""
+        cts, pts = list(cts), list(pts)
+        if not cts or len(cts) != len(pts):
+            raise ParameterError(f"mul_plain_sum needs as many plaintexts as ciphertexts "
+                                 f"(at least one), got {len(cts)} and {len(pts)}")
+        first = self._ct(cts[0])
+        pts = self._plaintexts_of(pts)
+        for ct, pt in zip(cts, pts):
+            self._ct(ct)
+            if ct.level != first.level or ct.scale != first.scale \
+                    or pt.scale != pts[0].scale or pt.level < first.level:
+                raise ScaleMismatchError(
+                    f"mul_plain_sum terms differ: level {ct.level} scale {ct.scale!r} x "
+                    f"plaintext level {pt.level} scale {pt.scale!r}, needs level "
+                    f"{first.level} scale {first.scale!r} x scale {pts[0].scale!r}")
+            self._batch(ct, pt)
+        values, err = 0.0, None
+        for ct, pt in zip(cts, pts):
+            values = values + ct.values * pt.values
+            term = ct.error.product(ct.values, pt.error, pt.values)
+            err = term if err is None else err.combine(1.0, term, 1.0)
+        bound = _sum_or_none(*[_prod_or_none(c.value_bound, p.value_bound)
+                               for c, p in zip(cts, pts)])
+        self.counts["mul_plain"] += len(cts)
+        return self._out(values, first.level, first.scale * pts[0].scale, err, bound,
+                         "the sum of products", all(x.real for x in cts + pts))
+
+    def mul_by_scale(self, a, c: float) -> SimCiphertext:
+        """c * a for a real c != 0, no level: the ciphertext read at scale / |c|."""
+        a = self._ct(a)
+        c = _real("the constant", c)
+        if c == 0:
+            raise ParameterError("mul_by_scale needs a nonzero constant, got 0")
+        bound = _prod_or_none(a.value_bound, abs(c))
+        check_fits(self.context, a.level, a.scale / abs(c), bound,
+                   what=f"the ciphertext read at scale / {abs(c)!r}")
+        return a._like(values=a.values * c, scale=a.scale / abs(c), value_bound=bound,
+                       error=a.error.scaled(c))
+
+    def assume_bound(self, a, bound: float) -> SimCiphertext:
+        """The same ciphertext with ``value_bound`` set to ``bound`` (the caller answers
+        for it; the Simulator, knowing the values, checks it)."""
+        a = self._ct(a)
+        bound = _real("bound", bound)
+        if not bound > 0:
+            raise ParameterError(f"bound must be positive, got {bound!r}")
+        check_fits(self.context, a.level, a.scale, bound, what="the assumed bound")
+        peak = float(np.max(np.abs(a.values)))
+        if peak > bound * (1 + 1e-6) + 1e-9:
+            raise ParameterError(f"assume_bound({bound!r}) is wrong: the simulated values "
+                                 f"reach {peak!r}")
+        return a._like(value_bound=bound)
+
+    # ------------------------------------------------------------ levels
+    def rescale(self, ct) -> SimCiphertext:
+        """Divide by the last prime q_l: level - 1, scale / q_l, plus its rounding."""
+        ct = self._ct(ct)
+        if ct.level == 0:
+            raise LevelError("cannot rescale: level 0")
+        scale = ct.scale / self.context.q_primes[ct.level]
+        check_fits(self.context, ct.level - 1, scale, ct.value_bound,
+                   what="the rescaled ciphertext")
+        self.counts["rescale"] += 1
+        if ct.zero:
+            return ct._like(level=ct.level - 1, scale=scale)
+        var = self._rounding(scale)
+        return ct._like(level=ct.level - 1, scale=scale,
+                        error=ct.error.combine(1.0, self._fresh(var, ct.values.shape), 1.0))
+
+    def drop_level(self, x, to_level: int):
+        """The same SimCiphertext or plaintext at ``to_level`` (no noise)."""
+        if isinstance(x, SimCiphertext):
+            self._ct(x, "ciphertext")
+        elif isinstance(x, (SimPlaintext, Plaintext)):
+            x = self._plaintext(x)
+        else:
+            raise ParameterError(f"drop_level needs a ciphertext or plaintext, got "
+                                 f"{type(x).__name__}")
+        if isinstance(to_level, bool) or not isinstance(to_level, (int, np.integer)) \
+                or not 0 <= to_level <= x.level:
+            raise LevelError(f"cannot drop from level {x.level} to level {to_level!r}: "
+                             f"needs 0 <= to_level <= {x.level}")
+        if to_level == x.level:
+            return x
+        check_fits(self.context, int(to_level), x.scale, x.value_bound,
+                   what=f"the {type(x).__name__} dropped to level {to_level}")
+        return x._like(level=int(to_level))
+
+    # ------------------------------------------------------------ rotations
+    def _need_key(self, galois_elt: int, what: str) -> None:
+        if galois_elt not in self.evk.galois:
+            raise KeyMissingError(f"no Galois key for {what} (Galois element {galois_elt}) "
+                                  f"in the simulated key set")
+
+    def rotate(self, ct, k: int) -> SimCiphertext:
+        """Rotate slots left by k: result[i] == ct[(i + k) % slots]."""
+        return self.rotate_many(ct, [k])[0]
+
+    def rotate_many(self, ct, steps) -> list[SimCiphertext]:
+        """Rotations of ``ct`` by each step (hoisted: the digits' mean term moves with
+        the rotation, as the Evaluator's shared ModUp makes it)."""
+        ct = self._ct(ct)
+        try:
+            steps = [_step(k) for k in steps]
+        except TypeError:
+            raise ParameterError(f"steps must be a list of integers, got {steps!r:.60}") \
+                from None
+        slots = self.context.slots
+        for k in steps:
+            if k % slots:
+                self._need_key(self.context.galois_element(k), f"rotation {k}")
+        out = []
+        for k in steps:
+            if k % slots == 0:
+                out.append(ct)
+                continue
+            self.used_rotations.add(k)
+            self.counts["rotate"] += 1
+            err = ct.error.rolled(k)
+            if not ct.zero:
+                err = err.combine(
+                    1.0, self._switch_noise(ct.level, ct.scale, k, ct.values.shape), 1.0)
+            out.append(ct._like(values=np.roll(ct.values, -k, axis=-1), error=err))
+        return out
+
+    def conjugate(self, ct) -> SimCiphertext:
+        """Complex conjugation of every slot."""
+        ct = self._ct(ct)
+        self._need_key(self.context.conjugation_element, "conjugation")
+        self.counts["conjugate"] += 1
+        err = ct.error.conj()
+        if not ct.zero:
+            err = err.combine(1.0, self._switch_noise(ct.level, ct.scale, 0, ct.values.shape),
+                              1.0)
+        return ct._like(values=np.conj(ct.values), error=err)
+
+
+#: slot values of Plaintexts already decoded (shared by every Simulator; weak references)
+_DECODED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@functools.lru_cache(maxsize=8)
+def _fft_tables(n: int):
+    """The twist zeta^k and the FFT positions of the slots (the Encoder's)."""
+    return np.exp(1j * np.pi * np.arange(n) / n), (model.slot_exponents(n) - 1) // 2
+
+
+def decode_plaintexts(context, pts) -> list[np.ndarray]:
+    """Slot values (batch, slots) of Plaintexts, cached per object. Plaintexts whose
+    coefficients fit the base prime (scale * bound < q_0 / 8) are decoded from that limb
+    alone, all in one inverse NTT and one FFT; others by the Encoder."""
+    out = {pt: _DECODED[pt] for pt in pts if pt in _DECODED}
+    todo = [pt for pt in pts if pt not in out]
+    q0 = context.q_primes[0]
+    fast = [pt for pt in todo if pt.scale * max(1.0, pt.value_bound or 1.0) < q0 / 8]
+    if fast:
+        be = context.backend
+        rows = be.xp.concatenate([pt.data[:, :1] for pt in fast])
+        m = be.to_host(be.intt(be.xp.ascontiguousarray(rows), context.q_basis(0)))[:, 0]
+        m = m.astype(np.int64)
+        m = (m - np.where(m > q0 // 2, q0, 0)).astype(np.float64)
+        twist, pos = _fft_tables(context.n)
+        z = np.fft.ifft(m * twist, axis=-1)[:, pos] * context.n
+        at = 0
+        for pt in fast:
+            out[pt] = z[at:at + pt.batch_size] / pt.scale
+            at += pt.batch_size
+    slow = [pt for pt in todo if pt not in out]
+    if slow:
+        encoder = Encoder(context)
+        out.update({pt: np.atleast_2d(encoder.decode(pt)) for pt in slow})
+    for pt in todo:
+        if pt.real:
+            out[pt] = out[pt].real.astype(np.complex128)
+        _DECODED[pt] = out[pt]
+    return [out[pt] for pt in pts]
+
+
+def _step(k) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise ParameterError(f"rotation step must be an integer, got {k!r}")
+    return int(k)
+
+
+def _slot_values(values, slots: int) -> np.ndarray:
+    """Values (k,) or (batch, k), 1 <= k <= slots, finite: complex (batch, slots)."""
+    try:
+        z = np.asarray(values)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"values must be a numeric array: {exc}") from None
+    if z.dtype.kind not in "biufc" or z.ndim not in (1, 2) or z.size == 0 \
+            or z.shape[-1] > slots:
+        raise ParameterError(f"values must be numbers of shape (k,) or (batch, k) with "
+                             f"1 <= k <= {slots} slots, got shape {z.shape} dtype {z.dtype}")
+    z = np.atleast_2d(z).astype(np.complex128)
+    if not np.all(np.isfinite(z)):
+        raise ParameterError("values must be finite")
+    out = np.zeros((z.shape[0], slots), dtype=np.complex128)
+    out[:, : z.shape[1]] = z
+    return out
