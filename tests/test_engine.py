@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 import threading
 import time
 from collections import OrderedDict
@@ -200,6 +201,7 @@ def test_cuda_launches_per_batch_do_not_grow_with_tenants():
 
 
 def test_backpressure_refuses_the_excess_at_once(w):
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     gate = threading.Event()
     with w.engine(max_queue=4, max_batch=1) as eng:
         plan = eng._plans["clf"]
@@ -221,6 +223,8 @@ def test_backpressure_refuses_the_excess_at_once(w):
                 f.result(timeout=60)
     assert len(accepted) == 5 and len(refused) == 36
     assert max(refused) < 0.010, max(refused)
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0      # KiB
+    assert grown < 64 << 10, f"peak RSS grew {grown} KiB during the flood"
 
 
 def test_bad_requests_fail_alone_with_typed_errors(w):

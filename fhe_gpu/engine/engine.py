@@ -46,7 +46,8 @@ class Engine:
     ``models``: {name: Model}. ``max_batch``: most ciphertext rows per batch;
     ``max_wait_ms``: how long the oldest request waits for others; ``max_queue``: queued
     requests before EngineOverloadedError; ``key_cache_bytes``: device bytes for tenants'
-    keys (None: room for 64 tenants); ``key_store``: where keys live when not resident
+    keys (None: room for 64 tenants, or fewer if a quarter of the available memory holds
+    fewer); ``key_store``: where keys live when not resident
     (default in memory; :class:`~.keycache.DirectoryKeyStore` survives restarts);
     ``workers``: evaluation threads; ``request_timeout_s``: default deadline.
     """

@@ -23,6 +23,11 @@ from collections import OrderedDict
 
 from ..errors import FHEError, KeyMissingError, ParameterError, ResourceError
 from ..rlwe import EvaluationKeys, KeySlab
+from ..rlwe.resources import available_bytes
+
+#: tenants the key cache holds when no key_cache_bytes is given (fewer when a quarter of
+#: the available memory holds fewer)
+DEFAULT_TENANTS = 64
 
 
 class MemoryKeyStore:
@@ -104,7 +109,7 @@ class KeyCache:
         elements = sorted(set(int(g) for g in galois_elements))
         slot_bytes = (len(elements) + int(relinearization)) * switching_key_bytes(ctx)
         if capacity_bytes is None:
-            capacity = 64
+            capacity = max(1, min(DEFAULT_TENANTS, available_bytes() // 4 // slot_bytes))
         else:
             capacity = int(capacity_bytes) // slot_bytes
         if capacity < 1:
