@@ -201,7 +201,6 @@ def test_cuda_launches_per_batch_do_not_grow_with_tenants():
 
 
 def test_backpressure_refuses_the_excess_at_once(w):
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     gate = threading.Event()
     with w.engine(max_queue=4, max_batch=1) as eng:
         plan = eng._plans["clf"]
@@ -210,6 +209,7 @@ def test_backpressure_refuses_the_excess_at_once(w):
             data = w.clients["t0"].encrypt(np.zeros((1, w.model.input_dim)))
             accepted, refused = [eng.submit("t0", "clf", data)], []
             time.sleep(0.05)                                # the worker holds the first
+            rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             for _ in range(40):
                 t0 = time.perf_counter()
                 try:
