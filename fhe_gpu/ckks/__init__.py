@@ -12,5 +12,6 @@ from .simulator import Simulator
 CIPHERTEXT_TYPES = (Ciphertext, SimCiphertext)
 EVALUATOR_TYPES = (Evaluator, Simulator)
 
-__all__ = ["CIPHERTEXT_TYPES", "Ciphertext", "EVALUATOR_TYPES", "Context", "Encoder", "Evaluator",
-           "Parameters", "Plaintext", "SimCiphertext", "SimPlaintext", "Simulator", "precision_bits", "precision_stats"]
+__all__ = ["CIPHERTEXT_TYPES", "Ciphertext", "Context", "EVALUATOR_TYPES", "Encoder",
+           "Evaluator", "Parameters", "Plaintext", "SimCiphertext", "SimPlaintext", "Simulator",
+           "precision_bits", "precision_stats"]

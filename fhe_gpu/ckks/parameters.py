@@ -147,6 +147,19 @@ class Parameters:
         log_n, q_bits, p_bits, scale_bits, dnum = _PRESETS[name]
         return cls(log_n, q_bits, p_bits, scale_bits, dnum, security)
 
+    @classmethod
+    def suggest(cls, depth, precision_bits, security=128, log_n=None, slots=None,
+                bootstrap: bool = False) -> "Parameters":
+        """The smallest secure parameters for ``depth`` levels at ``precision_bits`` of
+        max-error precision after them: the Q chain sized by the Simulator's prediction,
+        special primes and dnum, N (the smallest secure, at least 2*``slots``, unless
+        ``log_n`` is given); ``bootstrap`` adds the levels OpenFHE-style bootstrapping
+        consumes. :func:`fhe_gpu.ckks.suggest.suggest` returns the same with its report
+        (log QP against the bound, key sizes, predicted precision). Raises ParameterError or
+        SecurityError naming the requirement that cannot be met and by how much."""
+        from .suggest import suggest
+        return suggest(depth, precision_bits, security, log_n, slots, bootstrap).params
+
     def __eq__(self, other):
         return isinstance(other, Parameters) and other.fingerprint == self.fingerprint
 

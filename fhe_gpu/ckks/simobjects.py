@@ -1,30 +1,31 @@
-"""The Simulator's plaintexts and ciphertexts: exact slot values, level, scale, bound and
-an error object (:mod:`fhe_gpu.ckks.simerror`).
+"""The Simulator's plaintexts and ciphertexts (exact slot values, level, scale, bound and
+an error object, :mod:`fhe_gpu.ckks.simerror`), its stand-in for evaluation keys, and the
+decoding of real Plaintexts the circuits encode (cached per object).
 
 They carry what the real objects carry for the layers above (``level``, ``scale``,
 ``value_bound``, ``real``, ``key_id``, ``fingerprint``, ``batch_size``, ``noise_var``,
 ``nbytes`` of the real object they stand for) and, for ciphertexts, the prediction:
 ``slot_var`` (per-slot error variance), ``predicted_error`` and ``predicted_bits`` (the
-max-error precision to expect: -log2 of the median over runs of the largest slot error).
+max-error precision to expect: -log2 of the largest slot error, averaged in bits over
+runs).
 """
 from __future__ import annotations
 
+import functools
 import math
+import weakref
 
 import numpy as np
 
 from ..errors import BatchIndexError, ContextMismatchError, ParameterError
-
-
-def _rows(x, i: slice, batch: int):
-    """Rows ``i`` of a value or error array broadcasting to (batch, slots)."""
-    if np.ndim(x) == 2 and np.shape(x)[0] == batch and batch > 1:
-        return x[i]
-    return x
+from . import noise as model
+from .encoder import Encoder
+from .simerror import concat
 
 
 class _SimObject:
-    """Shared behaviour: slot values (batch, slots), level, scale, context, error."""
+    """Shared behaviour: slot values (batch, slots; float64 while every slot is known to be
+    real, else complex128), level, scale, context, error."""
 
     _poly_count = 1
 
@@ -38,6 +39,17 @@ class _SimObject:
         self.error = error
         self.value_bound = None if value_bound is None else float(value_bound)
         self.real = bool(real)
+
+    @functools.cached_property
+    def abs2(self) -> np.ndarray:
+        """|values|^2 per slot."""
+        v = self.values
+        return v.real * v.real + v.imag * v.imag if np.iscomplexobj(v) else v * v
+
+    @functools.cached_property
+    def cvalues(self) -> np.ndarray:
+        """The values as complex128 (for products with complex arrays)."""
+        return self.values.astype(np.complex128)
 
     @property
     def batch_size(self) -> int:
@@ -53,12 +65,15 @@ class _SimObject:
         return self.batch_size * self._poly_count * (self.level + 1) * self.context.n * 8
 
     def _like(self, **changes):
-        kw = {k: getattr(self, k) for k in self._fields()}
-        kw.update(changes)
-        return type(self)(**kw)
-
-    def _fields(self):
-        return ("values", "level", "scale", "context", "error", "value_bound", "real")
+        """A copy with ``changes`` (attribute values) applied."""
+        new = object.__new__(type(self))
+        state = dict(self.__dict__)
+        if "values" in changes:
+            state.pop("abs2", None)
+            state.pop("cvalues", None)
+        state.update(changes)
+        new.__dict__ = state
+        return new
 
     def __getitem__(self, i):
         """Batch item(s): ``ct[i]`` keeps a batch axis of 1; slices keep theirs."""
@@ -71,8 +86,7 @@ class _SimObject:
         if not isinstance(i, slice) or not range(*i.indices(b)):
             raise BatchIndexError(f"batch index must be an int or a non-empty slice of "
                                   f"batch {b}, got {i!r}")
-        err = type(self.error)(_rows(self.error.state, i, b))
-        return self._like(values=self.values[i], error=err)
+        return self._like(values=self.values[i], error=self.error.rows(i, b))
 
     @classmethod
     def stack(cls, items):
@@ -87,8 +101,7 @@ class _SimObject:
             if it.level != first.level or abs(it.scale - first.scale) > 1e-9 * first.scale:
                 raise ParameterError(f"cannot stack level {it.level} scale {it.scale} with "
                                      f"level {first.level} scale {first.scale}")
-        err = type(first.error)(np.concatenate(
-            [np.broadcast_to(it.error.state, it.values.shape) for it in items]))
+        err = concat([it.error for it in items], [it.values.shape for it in items])
         bounds = [it.value_bound for it in items]
         return first._like(values=np.concatenate([it.values for it in items]), error=err,
                            value_bound=None if None in bounds else max(bounds),
@@ -100,7 +113,8 @@ class _SimObject:
 
 
 class SimPlaintext(_SimObject):
-    """A simulated plaintext: ``values`` (batch, slots) and its encoding ``error``."""
+    """A simulated plaintext: ``values`` (batch, slots) and its encoding rounding as
+    ``error`` (a variance, not drawn)."""
 
 
 class SimCiphertext(_SimObject):
@@ -117,8 +131,6 @@ class SimCiphertext(_SimObject):
         #: 0): rescaling, rotating or relinearizing it adds no noise
         self.zero = bool(zero)
 
-    def _fields(self):
-        return super()._fields() + ("key_id", "zero")
 
     @property
     def slot_var(self) -> np.ndarray:
@@ -133,9 +145,9 @@ class SimCiphertext(_SimObject):
         return float(np.mean(self.slot_var)) * self.scale * self.scale / self.context.n
 
     def predicted_error_of(self, part: str = "complex", slots=None) -> float:
-        """The largest slot error to expect (median over runs; the sample's own in sampled
-        mode) of the complex error or its ``"real"`` part, over every slot of every batch
-        row or over ``slots`` (an index or mask of the slot axis)."""
+        """The largest slot error to expect (2^E[log2 max] over runs; the draw's own in
+        sampled mode) of the complex error or its ``"real"`` part, over every slot of
+        every batch row or over ``slots`` (an index or mask of the slot axis)."""
         if part not in ("complex", "real"):
             raise ParameterError(f"part must be 'complex' or 'real', got {part!r}")
         return self.error.max_error(self.values.shape, part, slots)
@@ -147,7 +159,7 @@ class SimCiphertext(_SimObject):
 
     @property
     def predicted_error(self) -> float:
-        """The largest |slot error| to expect over all slots (median over runs)."""
+        """The largest |slot error| to expect over all slots."""
         return self.predicted_error_of()
 
     @property
@@ -155,3 +167,94 @@ class SimCiphertext(_SimObject):
         """The max-error precision to expect: -log2 of :attr:`predicted_error`, what
         ``fg.precision_bits(values, decrypted)`` measures on the encrypted run."""
         return self.predict_bits()
+
+
+class _Everything:
+    """A container holding every Galois element (a Simulator made with rotations=None)."""
+
+    def __contains__(self, item):
+        return True
+
+    def __repr__(self):
+        return "every Galois element"
+
+
+class SimKeys:
+    """The evaluation keys a Simulator pretends to hold: ``galois`` answers ``in`` for the
+    Galois elements of ``rotations`` (all when None) and of conjugation."""
+
+    key_id = None
+
+    def __init__(self, context, rotations=None, conjugation: bool = True):
+        if rotations is None:
+            self.galois = _Everything()
+            return
+        try:
+            steps = [int(k) for k in rotations]
+        except (TypeError, ValueError):
+            raise ParameterError(f"rotations must be a list of integers or None, got "
+                                 f"{rotations!r:.60}") from None
+        self.galois = {context.galois_element(k): k for k in steps if k % context.slots}
+        if conjugation:
+            self.galois[context.conjugation_element] = "conjugation"
+
+
+#: slot values of Plaintexts already decoded (shared by every Simulator; weak references)
+_DECODED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: error class -> Plaintext -> its SimPlaintext
+SIM_PLAINTEXTS: dict = {}
+
+
+@functools.lru_cache(maxsize=8)
+def _fft_tables(n: int):
+    """The twist zeta^k and the FFT positions of the slots (the Encoder's)."""
+    return np.exp(1j * np.pi * np.arange(n) / n), (model.slot_exponents(n) - 1) // 2
+
+
+def decode_plaintexts(context, pts) -> list[np.ndarray]:
+    """Slot values (batch, slots) of Plaintexts, cached per object. Plaintexts whose
+    coefficients fit the base prime (scale * bound < q_0 / 8) are decoded from that limb
+    alone, all in one inverse NTT and one FFT; others by the Encoder."""
+    out = {pt: _DECODED[pt] for pt in pts if pt in _DECODED}
+    todo = [pt for pt in pts if pt not in out]
+    q0 = context.q_primes[0]
+    fast = [pt for pt in todo if pt.scale * max(1.0, pt.value_bound or 1.0) < q0 / 8]
+    if fast:
+        be = context.backend
+        rows = be.xp.concatenate([pt.data[:, :1] for pt in fast])
+        m = be.to_host(be.intt(be.xp.ascontiguousarray(rows), context.q_basis(0)))[:, 0]
+        m = m.astype(np.int64)
+        m = (m - np.where(m > q0 // 2, q0, 0)).astype(np.float64)
+        twist, pos = _fft_tables(context.n)
+        z = np.fft.ifft(m * twist, axis=-1)[:, pos] * context.n
+        at = 0
+        for pt in fast:
+            out[pt] = z[at:at + pt.batch_size] / pt.scale
+            at += pt.batch_size
+    slow = [pt for pt in todo if pt not in out]
+    if slow:
+        encoder = Encoder(context)
+        out.update({pt: np.atleast_2d(encoder.decode(pt)) for pt in slow})
+    for pt in todo:
+        if pt.real:
+            out[pt] = np.ascontiguousarray(out[pt].real)
+        _DECODED[pt] = out[pt]
+    return [out[pt] for pt in pts]
+
+
+def slot_values(values, slots: int) -> np.ndarray:
+    """Values (k,) or (batch, k), 1 <= k <= slots, finite: complex (batch, slots)."""
+    try:
+        z = np.asarray(values)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"values must be a numeric array: {exc}") from None
+    if z.dtype.kind not in "biufc" or z.ndim not in (1, 2) or z.size == 0 \
+            or z.shape[-1] > slots:
+        raise ParameterError(f"values must be numbers of shape (k,) or (batch, k) with "
+                             f"1 <= k <= {slots} slots, got shape {z.shape} dtype {z.dtype}")
+    z = np.atleast_2d(z).astype(np.complex128)
+    if not np.all(np.isfinite(z)):
+        raise ParameterError("values must be finite")
+    out = np.zeros((z.shape[0], slots), dtype=np.complex128)
+    out[:, : z.shape[1]] = z
+    return out

@@ -13,15 +13,23 @@ of :mod:`fhe_gpu.ckks.noise` (the terms the Evaluator's ``noise_var`` uses) in t
 domain: the encryption, encoding, rescale and ModDown roundings, the key-switching terms
 (centred digits spread over the slots, the digit mean concentrated near slot 0: the term
 that makes a digit as large as P cost rotations bits), and the products of messages and
-errors with each slot's actual value rather than a bound. ``noise="variance"`` tracks each
-slot's error variance (correlation exact for x*x, x + x, independence otherwise) and
-predicts the median of the largest slot error; ``noise="sample"`` draws every term and
-carries one sampled error (every correlation exact: a Monte-Carlo run).
+errors with each slot's actual value rather than a bound, the secret's spectrum that gives
+the roundings r0 + r1*s their heavy tail over the slots. ``noise="variance"`` (default)
+tracks each slot's error variance, scaled by what a draw carried alongside shows of the
+correlations between operands' errors (:mod:`fhe_gpu.ckks.simerror`), and predicts
+2^E[log2 max |error|] over the slots (:func:`fhe_gpu.ckks.noise.max_error`): what
+``precision_bits`` of an encrypted run averages to. ``noise="sample"`` only draws (one
+Monte-Carlo run: its own maximum). Plaintext operands' encoding roundings, 2^-scale of
+their values, are counted in variance only.
+
+The ~7 bits one 60-bit special prime costs rotations against a 60-bit base prime, the
+precision of mul chains, rotations with any dnum and special-prime count, polynomials of
+degree 3..63, linear transforms and the demo's layers are predicted within 0.4 bit of the
+measured mean (bench/results/sim_accuracy.json).
 """
 from __future__ import annotations
 
 import collections
-import functools
 import math
 import numbers
 import weakref
@@ -31,14 +39,15 @@ import numpy as np
 from ..errors import KeyMissingError, LevelError, ParameterError, ScaleMismatchError
 from ..rlwe.encryptor import encoding_variance
 from ..rlwe.sampling import SIGMA
-from ..rlwe.objects import Ciphertext, Plaintext, check_fits
+from ..rlwe.objects import (FIT_MARGIN_BITS, Ciphertext, Plaintext, check_fits,
+                            log2_modulus)
 from . import noise as model
 from .context import Context
-from .encoder import Encoder
 from .evaluator import MAX_SCALAR, SCALE_RTOL, _real
 from .parameters import Parameters
-from .simerror import SampledError, VarianceError
-from .simobjects import SimCiphertext, SimPlaintext
+from .simerror import NormalPool, SampledError, VarianceError
+from .simobjects import (SIM_PLAINTEXTS, SimCiphertext, SimKeys, SimPlaintext,
+                         slot_values, decode_plaintexts)
 
 MODES = {"variance": VarianceError, "sample": SampledError}
 #: a key-switching mean term below this fraction of the uniform one is counted as uniform
@@ -53,36 +62,6 @@ def _prod_or_none(*xs):
     return None if any(x is None for x in xs) else float(math.prod(xs))
 
 
-class _Everything:
-    """A container holding every Galois element (a Simulator made with rotations=None)."""
-
-    def __contains__(self, item):
-        return True
-
-    def __repr__(self):
-        return "every Galois element"
-
-
-class SimKeys:
-    """The evaluation keys a Simulator pretends to hold: ``galois`` answers ``in`` for the
-    Galois elements of ``rotations`` (all when None) and of conjugation."""
-
-    key_id = None
-
-    def __init__(self, context, rotations=None, conjugation: bool = True):
-        if rotations is None:
-            self.galois = _Everything()
-            return
-        try:
-            steps = [int(k) for k in rotations]
-        except (TypeError, ValueError):
-            raise ParameterError(f"rotations must be a list of integers or None, got "
-                                 f"{rotations!r:.60}") from None
-        self.galois = {context.galois_element(k): k for k in steps if k % context.slots}
-        if conjugation:
-            self.galois[context.conjugation_element] = "conjugation"
-
-
 class Simulator:
     """The Evaluator's interface over cleartext slots, predicting the error.
 
@@ -90,8 +69,8 @@ class Simulator:
     ----------
     params : a Parameters object, or a ckks Context (share the one LinearTransforms were
         built with, so their encoded diagonals are reused).
-    noise : "variance" (track each slot's error variance; ``decrypt`` draws a sample) or
-        "sample" (draw every noise term; the ciphertexts carry one sampled error).
+    noise : "variance" (each slot's error variance, corrected for correlations by a draw
+        carried alongside) or "sample" (the draw alone: one Monte-Carlo run).
     seed : seed of the sampling (NumPy Generator), for reproducible samples.
     rotations : the rotation steps whose Galois keys the simulated key set holds (None:
         every rotation; ``used_rotations`` then lists those the circuit asked for).
@@ -117,28 +96,32 @@ class Simulator:
         self.mode = noise
         self._err = MODES[noise]
         self.rng = np.random.default_rng(seed)
+        self.pool = NormalPool(self.rng, 4 * params.slots)
         self.evk = SimKeys(params, rotations, conjugation)
         self.key_id = None
         self.public = bool(public)
         self.strict = bool(strict)
         self.counts: collections.Counter = collections.Counter()
         self.used_rotations: set[int] = set()
-        self._plaintexts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._switch_terms: dict = {}
         self.key_power = model.key_power(params.n, self.rng if noise == "sample" else None)
         self._round = model.rounding_slot_variance(params.n, self.key_power, 1.0)
+        self._round_sd = np.sqrt(self._round)
+        self._limits = [log2_modulus(params, lv) - 1 - FIT_MARGIN_BITS
+                        for lv in range(params.max_level + 1)]
 
     # ------------------------------------------------------------ noise terms
-    def _fresh(self, slot_var, shape=None):
+    def _fresh(self, slot_var, shape=None, sd=None):
         shape = (1, self.context.slots) if shape is None else shape
-        return self._err.fresh(slot_var, shape, self.rng)
+        return self._err.fresh(slot_var, shape, self.pool, sd)
 
     def _slot_var(self, coef_var: float, scale: float) -> float:
         return model.slot_variance(self.context.n, coef_var, scale)
 
-    def _rounding(self, scale: float):
-        """Per-slot variance of a rounding r0 + r1*s read at ``scale``."""
-        return self._round * (1.0 / (scale * scale))
+    def _rounding(self, scale: float, shape):
+        """The error of a rounding r0 + r1*s read at ``scale`` (per-slot variance)."""
+        return self._fresh(self._round * (1.0 / (scale * scale)), shape,
+                           self._round_sd * (1.0 / scale))
 
     def _switch_noise(self, level: int, scale: float, shift: int, shape):
         """The error one key switch at ``level`` adds, read at ``scale``; its digit-mean
@@ -146,28 +129,30 @@ class Simulator:
         if level not in self._switch_terms:
             self._switch_terms[level] = model.key_switch_terms(self.context, level)
         centred, peak = self._switch_terms[level]
-        var = self._slot_var(centred, scale) + self._rounding(scale)
+        self.counts["key_switch"] += 1
+        noise = self._rounding(scale, shape)
+        var = self._slot_var(centred, scale)
         if peak > _PROFILE_FLOOR * (centred + self.context.n / 18.0):
             profile = np.roll(model.mean_profile(self.context.n), -shift)
             var = var + self._slot_var(peak, scale) * profile
-        self.counts["key_switch"] += 1
-        return self._fresh(var, shape)
+        return noise.combine(1.0, self._fresh(var, shape), 1.0)
 
     # ------------------------------------------------------------ encode / encrypt
     def encode(self, values, level=None, scale=None) -> SimPlaintext:
         """Values (k,) or (batch, k), k <= slots (zero-padded), as a simulated plaintext
-        (the encoding's rounding as its error); the Encoder's checks."""
+        (its encoding rounding counted as a variance); the Encoder's checks."""
         ctx = self.context
         level = ctx.max_level if level is None else self._level(level)
         scale = ctx.default_scale if scale is None else _real("scale", scale)
         if not scale > 0:
             raise ParameterError(f"scale must be a positive finite number, got {scale}")
-        z = _slot_values(values, ctx.slots)
+        z = slot_values(values, ctx.slots)
         bound = float(np.max(np.abs(z)))
-        check_fits(ctx, level, scale, bound, what="the encoded values")
+        self._fits(level, scale, bound, "the encoded values")
         var = self._slot_var(encoding_variance(ctx.n, scale, bound), scale)
-        return SimPlaintext(z, level, scale, ctx, self._fresh(var, z.shape), bound,
-                            not np.any(z.imag))
+        real = not np.any(z.imag)
+        return SimPlaintext(z.real.copy() if real else z, level, scale, ctx,
+                            self._err.quiet(var), bound, real)
 
     def encrypt(self, x, level=None, scale=None) -> SimCiphertext:
         """A simulated fresh ciphertext of ``x``: values (encoded first, at ``level`` and
@@ -176,19 +161,19 @@ class Simulator:
         pt = x if isinstance(x, (SimPlaintext, Plaintext)) else \
             self.encode(x, level=level, scale=scale)
         pt = self._plaintext(pt)
-        extra = self._rounding(pt.scale) if self.public else \
-            self._slot_var(SIGMA * SIGMA, pt.scale)
-        err = pt.error.combine(1.0, self._fresh(extra, pt.values.shape), 1.0)
+        extra = self._rounding(pt.scale, pt.values.shape) if self.public else \
+            self._fresh(self._slot_var(SIGMA * SIGMA, pt.scale), pt.values.shape)
+        err = pt.error.combine(1.0, extra, 1.0)
         self.counts["encrypt"] += 1
         return SimCiphertext(pt.values, pt.level, pt.scale, self.context, err,
                              pt.value_bound, pt.real, key_id=self.key_id)
 
     def decrypt(self, ct) -> np.ndarray:
         """The slot values a decryption would give (decode(decrypt(ct))): the exact values
-        plus one draw of the error (the tracked sample in sampled mode). Shape (slots,)
-        for a batch of one, else (batch, slots)."""
+        plus the error's tracked draw. Shape (slots,) for a batch of one, else (batch,
+        slots)."""
         ct = self._ct(ct)
-        z = ct.values + ct.error.draw(ct.values.shape, self.rng)
+        z = ct.values + ct.error.draw(ct.values.shape)
         return z[0] if z.shape[0] == 1 else z
 
     def decode(self, pt) -> np.ndarray:
@@ -207,14 +192,14 @@ class Simulator:
                 raise ParameterError(f"expected a SimPlaintext or Plaintext, got "
                                      f"{type(pt).__name__}")
             self.context.check(pt, "plaintext")
-        todo = [pt for pt in pts if isinstance(pt, Plaintext) and pt not in self._plaintexts]
+        cache = SIM_PLAINTEXTS.setdefault(self._err, weakref.WeakKeyDictionary())
+        todo = [pt for pt in pts if isinstance(pt, Plaintext) and pt not in cache]
         for pt, z in zip(todo, decode_plaintexts(self.context, todo)):
             var = self._slot_var(encoding_variance(self.context.n, pt.scale, pt.value_bound),
                                  pt.scale)
-            self._plaintexts[pt] = SimPlaintext(z, pt.level, pt.scale, self.context,
-                                                self._fresh(var, z.shape), pt.value_bound,
-                                                pt.real)
-        return [pt if isinstance(pt, SimPlaintext) else self._plaintexts[pt] for pt in pts]
+            cache[pt] = SimPlaintext(z, pt.level, pt.scale, self.context,
+                                     self._err.quiet(var), pt.value_bound, pt.real)
+        return [pt if isinstance(pt, SimPlaintext) else cache[pt] for pt in pts]
 
     # ------------------------------------------------------------ operands
     def _ct(self, x, what="operand") -> SimCiphertext:
@@ -244,9 +229,17 @@ class Simulator:
         raise ParameterError(f"operand must be a SimCiphertext, Plaintext or scalar, got "
                              f"{type(x).__name__}")
 
+    def _fits(self, level: int, scale: float, bound, what: str) -> None:
+        """rlwe.objects.check_fits, with the limits of the levels cached."""
+        need = math.log2(scale) + (math.log2(bound) if bound is not None and bound > 1.0
+                                   else 0.0) if scale >= 1.0 and math.isfinite(scale) \
+            else math.inf
+        if need > self._limits[level]:
+            check_fits(self.context, level, scale, bound, what=what)
+
     def _out(self, values, level, scale, error, bound, what, real,
              zero=False) -> SimCiphertext:
-        check_fits(self.context, level, scale, bound, what=what)
+        self._fits(level, scale, bound, what)
         return SimCiphertext(values, level, scale, self.context, error, bound, real,
                              key_id=self.key_id, zero=zero)
 
@@ -317,17 +310,18 @@ class Simulator:
         elif kb == "pt":
             b = self._plaintext(b)
         self._batch(a, b)
-        a, b = self._match_scales(a, b)
+        if a.level != b.level or a.scale != b.scale:
+            a, b = self._match_scales(a, b)
         self.counts["add"] += 1
-        return self._out(a.values + sign * b.values, a.level, a.scale,
+        values = a.values + b.values if sign > 0 else a.values - b.values
+        return self._out(values, a.level, a.scale,
                          a.error.combine(1.0, b.error, sign),
                          _sum_or_none(a.value_bound, b.value_bound), "the sum",
                          a.real and b.real, zero=a.zero and getattr(b, "zero", False))
 
     def _add_real(self, a: SimCiphertext, c: float) -> SimCiphertext:
         bound = _sum_or_none(a.value_bound, abs(c))
-        check_fits(self.context, a.level, a.scale, max(abs(c), bound or 0.0),
-                   what="the sum with a constant")
+        self._fits(a.level, a.scale, max(abs(c), bound or 0.0), "the sum with a constant")
         added = round(c * a.scale) / a.scale
         err = a.error.combine(1.0, self._err.exact(added - c), 1.0)
         self.counts["add"] += 1
@@ -377,22 +371,27 @@ class Simulator:
                          zero=a.zero or k == 0)
 
     def _gain_error(self, a: SimCiphertext, gain: float, c: float):
-        """The error of a times the rounded constant ``gain`` standing for c."""
+        """The error of a times the rounded constant ``gain`` standing for c: the
+        rounding's error (gain - c) * values, in variance mode counted at the value
+        bound (it is 2^-40 of the values: a bound costs nothing)."""
+        bound = a.value_bound
+        if self._err is VarianceError and bound is not None:
+            return a.error.combine(gain, self._err.exact(bound * (gain - c)), 1.0)
         return a.error.combine(gain, self._err.exact(a.values * (gain - c)), 1.0)
 
     def _mul_pt(self, a: SimCiphertext, b: SimPlaintext) -> SimCiphertext:
         bound = _prod_or_none(a.value_bound, b.value_bound)
         self.counts["mul_plain"] += 1
         return self._out(a.values * b.values, a.level, a.scale * b.scale,
-                         a.error.product(a.values, b.error, b.values), bound, "the product",
+                         a.error.plain_product(a, b), bound, "the product",
                          a.real and b.real)
 
     def _mul_ct(self, a: SimCiphertext, b: SimCiphertext) -> SimCiphertext:
         bound = _prod_or_none(a.value_bound, b.value_bound)
         scale = a.scale * b.scale
-        check_fits(self.context, a.level, scale, bound, what="the product")
+        self._fits(a.level, scale, bound, "the product")
         values = a.values * b.values
-        err = a.error.product(a.values, b.error, b.values)
+        err = a.error.product(a, b.error, b)
         zero = a.zero or b.zero
         if not zero:
             err = err.combine(1.0, self._switch_noise(a.level, scale, 0, values.shape), 1.0)
@@ -410,7 +409,7 @@ class Simulator:
             raise LevelError("cannot rescale: level 0 (mul_to_scale needs one level)")
         q_l = self.context.q_primes[a.level]
         bound = _prod_or_none(a.value_bound, abs(c))
-        check_fits(self.context, a.level, scale * q_l, bound, what="mul_to_scale's product")
+        self._fits(a.level, scale * q_l, bound, "mul_to_scale's product")
         k = round(c * scale * q_l / a.scale)
         self.counts["mul_scalar"] += 1
         wide = SimCiphertext(a.values * c, a.level, scale * q_l, self.context,
@@ -435,11 +434,7 @@ class Simulator:
                     f"plaintext level {pt.level} scale {pt.scale!r}, needs level "
                     f"{first.level} scale {first.scale!r} x scale {pts[0].scale!r}")
             self._batch(ct, pt)
-        values, err = 0.0, None
-        for ct, pt in zip(cts, pts):
-            values = values + ct.values * pt.values
-            term = ct.error.product(ct.values, pt.error, pt.values)
-            err = term if err is None else err.combine(1.0, term, 1.0)
+        values, err = self._err.plain_sum(zip(cts, pts))
         bound = _sum_or_none(*[_prod_or_none(c.value_bound, p.value_bound)
                                for c, p in zip(cts, pts)])
         self.counts["mul_plain"] += len(cts)
@@ -453,8 +448,8 @@ class Simulator:
         if c == 0:
             raise ParameterError("mul_by_scale needs a nonzero constant, got 0")
         bound = _prod_or_none(a.value_bound, abs(c))
-        check_fits(self.context, a.level, a.scale / abs(c), bound,
-                   what=f"the ciphertext read at scale / {abs(c)!r}")
+        self._fits(a.level, a.scale / abs(c), bound,
+                   f"the ciphertext read at scale / {abs(c)!r}")
         return a._like(values=a.values * c, scale=a.scale / abs(c), value_bound=bound,
                        error=a.error.scaled(c))
 
@@ -465,7 +460,7 @@ class Simulator:
         bound = _real("bound", bound)
         if not bound > 0:
             raise ParameterError(f"bound must be positive, got {bound!r}")
-        check_fits(self.context, a.level, a.scale, bound, what="the assumed bound")
+        self._fits(a.level, a.scale, bound, "the assumed bound")
         peak = float(np.max(np.abs(a.values)))
         if peak > bound * (1 + 1e-6) + 1e-9:
             raise ParameterError(f"assume_bound({bound!r}) is wrong: the simulated values "
@@ -479,18 +474,18 @@ class Simulator:
         if ct.level == 0:
             raise LevelError("cannot rescale: level 0")
         scale = ct.scale / self.context.q_primes[ct.level]
-        check_fits(self.context, ct.level - 1, scale, ct.value_bound,
-                   what="the rescaled ciphertext")
+        self._fits(ct.level - 1, scale, ct.value_bound, "the rescaled ciphertext")
         self.counts["rescale"] += 1
         if ct.zero:
             return ct._like(level=ct.level - 1, scale=scale)
-        var = self._rounding(scale)
-        return ct._like(level=ct.level - 1, scale=scale,
-                        error=ct.error.combine(1.0, self._fresh(var, ct.values.shape), 1.0))
+        return ct._like(level=ct.level - 1, scale=scale, error=ct.error.combine(
+            1.0, self._rounding(scale, ct.values.shape), 1.0))
 
     def drop_level(self, x, to_level: int):
         """The same SimCiphertext or plaintext at ``to_level`` (no noise)."""
         if isinstance(x, SimCiphertext):
+            if type(to_level) is int and to_level == x.level:
+                return x
             self._ct(x, "ciphertext")
         elif isinstance(x, (SimPlaintext, Plaintext)):
             x = self._plaintext(x)
@@ -503,8 +498,8 @@ class Simulator:
                              f"needs 0 <= to_level <= {x.level}")
         if to_level == x.level:
             return x
-        check_fits(self.context, int(to_level), x.scale, x.value_bound,
-                   what=f"the {type(x).__name__} dropped to level {to_level}")
+        self._fits(int(to_level), x.scale, x.value_bound,
+                   f"the {type(x).__name__} dropped to level {to_level}")
         return x._like(level=int(to_level))
 
     # ------------------------------------------------------------ rotations
@@ -556,66 +551,7 @@ class Simulator:
         return ct._like(values=np.conj(ct.values), error=err)
 
 
-#: slot values of Plaintexts already decoded (shared by every Simulator; weak references)
-_DECODED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-@functools.lru_cache(maxsize=8)
-def _fft_tables(n: int):
-    """The twist zeta^k and the FFT positions of the slots (the Encoder's)."""
-    return np.exp(1j * np.pi * np.arange(n) / n), (model.slot_exponents(n) - 1) // 2
-
-
-def decode_plaintexts(context, pts) -> list[np.ndarray]:
-    """Slot values (batch, slots) of Plaintexts, cached per object. Plaintexts whose
-    coefficients fit the base prime (scale * bound < q_0 / 8) are decoded from that limb
-    alone, all in one inverse NTT and one FFT; others by the Encoder."""
-    out = {pt: _DECODED[pt] for pt in pts if pt in _DECODED}
-    todo = [pt for pt in pts if pt not in out]
-    q0 = context.q_primes[0]
-    fast = [pt for pt in todo if pt.scale * max(1.0, pt.value_bound or 1.0) < q0 / 8]
-    if fast:
-        be = context.backend
-        rows = be.xp.concatenate([pt.data[:, :1] for pt in fast])
-        m = be.to_host(be.intt(be.xp.ascontiguousarray(rows), context.q_basis(0)))[:, 0]
-        m = m.astype(np.int64)
-        m = (m - np.where(m > q0 // 2, q0, 0)).astype(np.float64)
-        twist, pos = _fft_tables(context.n)
-        z = np.fft.ifft(m * twist, axis=-1)[:, pos] * context.n
-        at = 0
-        for pt in fast:
-            out[pt] = z[at:at + pt.batch_size] / pt.scale
-            at += pt.batch_size
-    slow = [pt for pt in todo if pt not in out]
-    if slow:
-        encoder = Encoder(context)
-        out.update({pt: np.atleast_2d(encoder.decode(pt)) for pt in slow})
-    for pt in todo:
-        if pt.real:
-            out[pt] = out[pt].real.astype(np.complex128)
-        _DECODED[pt] = out[pt]
-    return [out[pt] for pt in pts]
-
-
 def _step(k) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise ParameterError(f"rotation step must be an integer, got {k!r}")
     return int(k)
-
-
-def _slot_values(values, slots: int) -> np.ndarray:
-    """Values (k,) or (batch, k), 1 <= k <= slots, finite: complex (batch, slots)."""
-    try:
-        z = np.asarray(values)
-    except (TypeError, ValueError) as exc:
-        raise ParameterError(f"values must be a numeric array: {exc}") from None
-    if z.dtype.kind not in "biufc" or z.ndim not in (1, 2) or z.size == 0 \
-            or z.shape[-1] > slots:
-        raise ParameterError(f"values must be numbers of shape (k,) or (batch, k) with "
-                             f"1 <= k <= {slots} slots, got shape {z.shape} dtype {z.dtype}")
-    z = np.atleast_2d(z).astype(np.complex128)
-    if not np.all(np.isfinite(z)):
-        raise ParameterError("values must be finite")
-    out = np.zeros((z.shape[0], slots), dtype=np.complex128)
-    out[:, : z.shape[1]] = z
-    return out

@@ -36,7 +36,7 @@ import threading
 import numpy as np
 
 from ..circuits import LinearTransform, evaluate
-from ..ckks import Ciphertext, Context, Encoder, Evaluator
+from ..ckks import CIPHERTEXT_TYPES, Ciphertext, Context, Encoder, Evaluator
 from ..ckks.evaluator import SCALE_RTOL
 from ..errors import KeyMissingError, LevelError, ParameterError, ScaleMismatchError
 from ..rlwe import EvaluationKeys
@@ -207,7 +207,7 @@ class Plan:
         ScaleMismatchError for one not at ``input_scale``, ContextMismatchError for one of
         other parameters, KeyMissingError (before the work of a step) for missing
         evaluation keys."""
-        if not isinstance(ct, Ciphertext):
+        if not isinstance(ct, CIPHERTEXT_TYPES):
             raise ParameterError(f"apply needs a Ciphertext, got {type(ct).__name__}")
         self.context.check(ct, "the model's input")
         if ct.level < self.input_level:

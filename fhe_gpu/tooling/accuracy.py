@@ -9,7 +9,11 @@ circuit written once for both evaluators (Evaluator and Simulator answer the sam
 * ``rotate`` (m): m successive rotations by distinct steps (one key switch each);
   ``inner_sum`` (n): circuits.inner_sum over blocks of n slots;
 * ``poly`` (d): circuits.evaluate of a degree-d Chebyshev interpolant of tanh(2x) on
-  [-1, 1]; ``linear`` (d): a d x d circuits.LinearTransform with bias.
+  [-1, 1]; ``gelu`` (d): the degree-d GELU on [-8, 8] of inputs in [-2, 2] (a change of
+  variable, then a polynomial of inputs in a quarter of its interval, where the powers'
+  errors are most correlated);
+* ``linear`` (d): a d x d circuits.LinearTransform with bias; ``layer`` (d): the original
+  demo's layer, a 32 x 16 transform packing 8 vectors then a degree-d GELU.
 
 :func:`measure` runs a setting for ``seeds`` key sets, inputs and encryptions: the measured
 precision is -log2 max |decrypt - exact| over every slot (complex error; the exact values
@@ -101,9 +105,25 @@ def _poly(ev, encrypt, rng, ctx, degree):
     return circuits.evaluate(ev, encrypt(rng.uniform(-1, 1, ctx.slots)), p)
 
 
+def _gelu(ev, encrypt, rng, ctx, degree):
+    p = circuits.activation("gelu", interval=(-8.0, 8.0), degree=degree)
+    return circuits.evaluate(ev, encrypt(rng.uniform(-2, 2, ctx.slots)), p)
+
+
+def _layer(ev, encrypt, rng, ctx, degree):
+    w = np.random.default_rng(5).uniform(-1, 1, (32, 16)) / 4.0
+    act = circuits.activation("gelu", interval=(-8.0, 8.0), degree=degree)
+    lt = _transform(ctx, ("layer", degree),
+                    lambda: circuits.LinearTransform(ctx, act.alpha * w, np.full(32, act.beta),
+                                                     vectors=8))
+    x = rng.uniform(-1, 1, (8, 16))
+    return circuits.evaluate(ev, lt.apply(ev, encrypt(lt.input_slots(x)[0])),
+                             act.in_unit_coordinates())
+
+
 def _linear(ev, encrypt, rng, ctx, dim):
     w = np.random.default_rng(dim).uniform(-1, 1, (dim, dim)) / math.sqrt(dim)
-    lt = _transform(ctx, dim, w)
+    lt = _transform(ctx, dim, lambda: circuits.LinearTransform(ctx, w, np.full(dim, 0.25)))
     x = rng.uniform(-1, 1, dim)
     return lt.apply(ev, encrypt(lt.input_slots(x)[0]))
 
@@ -111,16 +131,19 @@ def _linear(ev, encrypt, rng, ctx, dim):
 _TRANSFORMS: dict = {}
 
 
-def _transform(ctx, dim, w):
-    key = (ctx.fingerprint, dim)
+def _transform(ctx, key, make):
+    """The transform ``make()`` builds, kept while the parameters and key stay the same
+    (one model per setting: its diagonals encoded once for every seed)."""
+    key = (ctx.fingerprint, key)
     if key not in _TRANSFORMS:
         _TRANSFORMS.clear()
-        _TRANSFORMS[key] = circuits.LinearTransform(ctx, w, bias=np.full(dim, 0.25))
+        _TRANSFORMS[key] = make()
     return _TRANSFORMS[key]
 
 
 CIRCUITS = {"fresh": _fresh, "mul_chain": _mul_chain, "square_chain": _square_chain,
-            "rotate": _rotate, "inner_sum": _inner_sum, "poly": _poly, "linear": _linear}
+            "rotate": _rotate, "inner_sum": _inner_sum, "poly": _poly, "linear": _linear,
+            "gelu": _gelu, "layer": _layer}
 
 
 def _rotation_steps(circuit: str, arg: int, ctx=None) -> list[int]:
@@ -128,9 +151,10 @@ def _rotation_steps(circuit: str, arg: int, ctx=None) -> list[int]:
         return [1, 2, 3, 5, 7, 11, 13, 17][:arg]
     if circuit == "inner_sum":
         return circuits.inner_sum_rotations(arg, replicate=False)
-    if circuit == "linear":
-        w = np.random.default_rng(arg).uniform(-1, 1, (arg, arg)) / math.sqrt(arg)
-        return list(_transform(ctx, arg, w).rotations)
+    if circuit in ("linear", "layer"):      # the Simulator tells which keys it uses
+        sim = Simulator(ctx)
+        CIRCUITS[circuit](sim, sim.encrypt, np.random.default_rng(0), ctx, arg)
+        return sorted(sim.used_rotations)
     return []
 
 
@@ -212,9 +236,9 @@ _SWITCHING = [
 
 
 def grid() -> list[Setting]:
-    """The acceptance grid (issue 14): 60+ settings over N = 2^12..2^16, scales 30..50
+    """The acceptance grid (issue 14): 77 settings over N = 2^12..2^16, scales 30..50
     bits, mul chains of depth 1..10, rotations with 1..8 special primes and dnum 1..6,
-    polynomials of degree 3..63 and linear transforms."""
+    polynomials of degree 3..63, linear transforms and transform + activation layers."""
     out = []
     for s in (30, 35, 40, 45, 50):
         base = dict(log_n=12, q_bits=_q(60, s, 10), p_bits=(60,) * 3, scale_bits=s)
@@ -236,6 +260,12 @@ def grid() -> list[Setting]:
                     scale_bits=40),
             Setting("linear", 128, log_n=14, q_bits=_q(60, 35, 4), p_bits=(60, 60),
                     scale_bits=35)]
+    gelu = dict(log_n=13, q_bits=_q(60, 40, 8), p_bits=(60, 60), scale_bits=40)
+    out += [Setting("gelu", 15, **gelu), Setting("gelu", 31, **gelu),
+            Setting("layer", 15, log_n=13, q_bits=_q(60, 40, 5), p_bits=(60, 60),
+                    scale_bits=40),
+            Setting("layer", 31, log_n=14, q_bits=_q(60, 40, 6), p_bits=(60, 60),
+                    scale_bits=40)]
     n14 = dict(log_n=14, q_bits=_q(60, 40, 6), p_bits=(60, 60), scale_bits=40)
     n15 = dict(log_n=15, q_bits=_q(60, 40, 13), p_bits=(60,) * 4, scale_bits=40, dnum=3)
     n16 = dict(log_n=16, q_bits=_q(60, 40, 27), p_bits=(60,) * 8, scale_bits=40, dnum=3)
@@ -257,3 +287,94 @@ def quick_grid() -> list[Setting]:
                     scale_bits=40, dnum=3),
             Setting("poly", 15, **base), Setting("linear", 16, **base),
             Setting("inner_sum", 8, **base)]
+
+
+# ---------------------------------------------------------------- the demo's model
+#: the demo model's activation (fhe_gpu.cli): GELU on [-8, 8], degree-15 Chebyshev
+GELU = ("gelu", (-8.0, 8.0), 15)
+
+
+class DemoModel:
+    """The model of ``fhe-gpu demo`` written with circuits (what engine.Plan compiles it
+    to): Linear(dim -> hidden) with the GELU's change of variable folded in (weights
+    g*alpha*W, bias g*(alpha*b + beta), its output read at scale / g: the polynomial's
+    input at exactly the prime its first product removes), the GELU in unit coordinates,
+    Linear(hidden -> classes) on the padded layout; ``vectors`` per ciphertext."""
+
+    def __init__(self, ctx, dim=384, hidden=256, classes=16, vectors=8):
+        rng = np.random.default_rng(2026)
+        name, interval, degree = GELU
+        self.act = circuits.activation(name, interval=interval, degree=degree)
+        self.w1 = rng.uniform(-1, 1, (hidden, dim)) * 2 / np.sqrt(dim)
+        self.b1 = rng.uniform(-0.5, 0.5, hidden)
+        self.w2 = rng.uniform(-1, 1, (classes, hidden)) / np.sqrt(hidden)
+        self.b2 = rng.uniform(-0.1, 0.1, classes)
+        self.level = 1 + self.act.depth + 1
+        self.g = float(ctx.q_primes[self.level - 1]) / ctx.default_scale
+        a, b = self.g * self.act.alpha, self.g * self.act.beta
+        self.lt1 = circuits.LinearTransform(ctx, a * self.w1, a * self.b1 + b,
+                                            vectors=vectors)
+        self.lt2 = circuits.LinearTransform(ctx, self.w2, self.b2, vectors=vectors,
+                                            input="padded")
+        self.rotations = sorted(set(self.lt1.rotations) | set(self.lt2.rotations))
+        self.vectors = vectors
+
+    def apply(self, ev, ct):
+        """The model on a ciphertext of the first transform's input layout."""
+        ct = ev.drop_level(ct, self.level)
+        y = ev.mul_by_scale(self.lt1.apply(ev, ct), 1.0 / self.g)
+        y = circuits.evaluate(ev, y, self.act.in_unit_coordinates(), scale=ct.scale,
+                              assume_in_interval=True)
+        return self.lt2.apply(ev, y)
+
+    def plain(self, x):
+        """The cleartext twin (the Chebyshev GELU, as the demo compares against)."""
+        return self.act(x @ self.w1.T + self.b1) @ self.w2.T + self.b2
+
+
+def _encrypted_model(ctx, model: DemoModel, x, seed: int):
+    t0 = time.perf_counter()
+    kg = KeyGenerator(ctx, seed=f"demo-{seed}".encode().ljust(32, b"."))
+    pk = kg.public_key()
+    ev = Evaluator(ctx, kg.evaluation_keys(model.rotations))
+    encoder = Encoder(ctx)
+    ct = Encryptor(ctx, pk).encrypt(encoder.encode(model.lt1.input_slots(x)[0],
+                                                   level=model.level))
+    z = model.apply(ev, ct)
+    got = model.lt2.decode_output(encoder.decode(Decryptor(ctx, kg.secret_key).decrypt(z)),
+                                  count=x.shape[0])
+    return got, time.perf_counter() - t0
+
+
+def _simulated_model(ctx, model: DemoModel, x, outputs):
+    t0 = time.perf_counter()
+    sim = Simulator(ctx)
+    z = model.apply(sim, sim.encrypt(model.lt1.input_slots(x)[0], level=model.level))
+    bits = z.predict_bits(part="real", slots=outputs)
+    return bits, time.perf_counter() - t0
+
+
+def demo_comparison(params: Parameters, runs: int = 3, **shape) -> dict:
+    """The demo's model run encrypted (key generation, encryption, evaluation,
+    decryption) and in the Simulator (encryption, evaluation, the predicted precision of
+    the real parts of the output slots), each ``runs`` times on one built model (its
+    transforms and their encoded diagonals shared, as an Engine's plan is): the measured
+    and predicted bits, the fastest run of each and their ratio."""
+    ctx = Context(params, backend="cpu")
+    model = DemoModel(ctx, **shape)
+    x = np.random.default_rng(7).uniform(-1, 1, (model.vectors, model.w1.shape[1]))
+    want = model.plain(x)
+    outputs = np.unique(model.lt2.decode_output(np.arange(ctx.slots), count=len(x))
+                        .astype(np.int64))
+    measured, enc_s, sim_s, predicted = [], [], [], None
+    for seed in range(runs):
+        got, seconds = _encrypted_model(ctx, model, x, seed)
+        measured.append(-math.log2(float(np.max(np.abs(got - want)))))
+        enc_s.append(seconds)
+        predicted, seconds = _simulated_model(ctx, model, x, outputs)
+        sim_s.append(seconds)
+    return {"params": repr(params), "model": f"{model.w1.shape[1]} -> {model.w1.shape[0]} "
+            f"-> {model.w2.shape[0]}, GELU degree {GELU[2]}, {model.vectors} vectors",
+            "runs": runs, "measured_bits": measured, "measured": float(np.mean(measured)),
+            "predicted": predicted, "error": predicted - float(np.mean(measured)),
+            "encrypted_s": enc_s, "simulated_s": sim_s, "ratio": min(sim_s) / min(enc_s)}
