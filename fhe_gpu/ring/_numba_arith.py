@@ -20,6 +20,10 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+#: decorator of the functions that only Numba code calls (never Python): without the
+#: CPython and cfunc wrappers Numba would otherwise build for each, they compile faster
+inner = njit(error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+
 ZERO = np.uint64(0)
 ONE = np.uint64(1)
 TWO = np.uint64(2)
@@ -57,38 +61,38 @@ def mul_wide(typingctx, a, b):
     return sig, codegen
 
 
-@njit(error_model="numpy")
+@inner
 def reduce_2q(x, q):
     """x mod q for x in [0, 2q): the smaller of x and x - q (wraps when x < q)."""
     return min(x, x - q)  # r in [0, q)
 
 
-@njit(error_model="numpy")
+@inner
 def shoup_mul(a, w, w_shoup, q):
     """a*w mod q up to one q, for any a < 2^64 and w < q with its Shoup quotient."""
     qhat = mul_hi64(a, w_shoup)  # qhat in {floor(a*w/q) - 1, floor(a*w/q)}
     return a * w - qhat * q  # r = a*w mod q; a in [0, 2^64), r in [0, 2q)
 
 
-@njit(error_model="numpy")
+@inner
 def shoup_mul_reduced(a, w, w_shoup, q):
     """a*w mod q for any a < 2^64 and w < q with its Shoup quotient."""
     return reduce_2q(shoup_mul(a, w, w_shoup, q), q)  # r in [0, q)
 
 
-@njit(error_model="numpy")
+@inner
 def add_mod(a, b, q):
     """(a + b) mod q for a, b in [0, q)."""
     return reduce_2q(a + b, q)  # a + b in [0, 2q), r in [0, q)
 
 
-@njit(error_model="numpy")
+@inner
 def sub_mod(a, b, q):
     """(a - b) mod q for a, b in [0, q)."""
     return reduce_2q(a + (q - b), q)  # a + q - b in (0, 2q), r in [0, q)
 
 
-@njit(error_model="numpy")
+@inner
 def barrett_reduce_128(hi, lo, q, ratio_hi, ratio_lo):
     """(hi*2^64 + lo) mod q for any 128-bit value; ratio = floor(2^128 / q).
 
@@ -106,7 +110,7 @@ def barrett_reduce_128(hi, lo, q, ratio_hi, ratio_lo):
     return reduce_2q(r, q)  # r in [0, q)
 
 
-@njit(error_model="numpy")
+@inner
 def reduce_wide(hi, lo, q, mu, sh):
     """(hi*2^64 + lo) mod q for x = hi*2^64 + lo < 2^(k+63), k the bit length of q.
 
@@ -120,7 +124,7 @@ def reduce_wide(hi, lo, q, mu, sh):
     return min(r, r - q)  # [0, q)
 
 
-@njit(error_model="numpy")
+@inner
 def mul_mod_wide(a, b, c, q, mu, sh):
     """(a*b + c) mod q for a, b, c in [0, q) by :func:`reduce_wide` (3 multiplications)."""
     hi, lo = mul_wide(a, b)  # a*b <= (q-1)^2
@@ -129,14 +133,14 @@ def mul_mod_wide(a, b, c, q, mu, sh):
     return reduce_wide(hi, lo2, q, mu, sh)  # [0, q)
 
 
-@njit(error_model="numpy")
+@inner
 def mul_mod(a, b, q, ratio_hi, ratio_lo):
     """a*b mod q for a, b < 2^64 (Barrett on the 128-bit product)."""
     hi, lo = mul_wide(a, b)  # a*b < 2^128
     return barrett_reduce_128(hi, lo, q, ratio_hi, ratio_lo)  # r in [0, q)
 
 
-@njit(error_model="numpy")
+@inner
 def mul_add_mod(a, b, c, q, ratio_hi, ratio_lo):
     """(a*b + c) mod q for a, b, c in [0, q)."""
     hi, lo = mul_wide(a, b)  # a*b < q^2 < 2^122
@@ -145,7 +149,7 @@ def mul_add_mod(a, b, c, q, ratio_hi, ratio_lo):
     return barrett_reduce_128(hi, lo2, q, ratio_hi, ratio_lo)  # r in [0, q)
 
 
-@njit(error_model="numpy")
+@inner
 def shoup_quotient(w, q, ratio_hi, ratio_lo):
     """floor(w * 2^64 / q) for w < q (the Shoup constant), by Barrett division."""
     c0 = mul_hi64(w, ratio_lo)  # x = w*2^64: words (hi=w, lo=0); est = w*ratio >> 64

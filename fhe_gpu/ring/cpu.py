@@ -1,8 +1,9 @@
-"""The CPU backend: every RingBackend verb as one Numba kernel call (see _numba_kernels).
+"""The CPU backend: every RingBackend verb as one Numba kernel call (see _numba_kernels)
+that the thread team runs (see team).
 
-Wrappers here only validate shapes, make operands C-contiguous ``uint64`` (so each kernel
-compiles once), reshape the batch axes flat and fetch the per-basis constants. Constants
-derived from the tables (Barrett ratios, INTT constants with factors folded in, base
+Wrappers here only validate shapes, make operands C-contiguous writable ``uint64`` (so
+each kernel compiles once), reshape the batch axes flat and fetch the per-basis constants.
+Constants derived from the tables (Barrett ratios, INTT constants with factors folded in, base
 conversion matrices) are computed once and cached on the PrimeSet / Basis itself
 (``cache[_KEY]``), so they are freed with the parameter set (see tables).
 """
@@ -17,6 +18,7 @@ from . import tables
 from ._numba_arith import barrett_ratio, shoup, wide_consts, wide_ok
 from .backend import RingBackend, key_slots
 from .pool import POOL
+from .team import launch
 
 _U64 = np.uint64
 _MAX_TERMS = 64  # products < 2^122 summed in 128 bits
@@ -160,6 +162,7 @@ def _mod_down_plan(q_basis: tables.Basis, p_basis: tables.Basis) -> dict:
 
 
 _NO_PERM = np.zeros(0, dtype=np.int64)
+_NO_PERM.flags.writeable = False  # read-only like every Galois permutation: one kernel type
 
 
 # ----------------------------------------------------------------------------- arrays
@@ -178,15 +181,22 @@ def _u64(a) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
+def _rw(a: np.ndarray) -> np.ndarray:
+    """a, or a writable copy of a read-only a: a read-only array is another Numba type, a
+    second compilation of every kernel and helper it reaches (kernels never write inputs)."""
+    return a if a.flags.writeable else a.copy()
+
+
 def _check(a, basis: tables.Basis, name="a") -> np.ndarray:
-    """a as C-contiguous uint64 of shape (..., len(basis), basis.n), else ValueError."""
+    """a as C-contiguous writable uint64 of shape (..., len(basis), basis.n) (see _rw),
+    else ValueError."""
     if basis.n < 2:
         raise ValueError(f"ring degree n={basis.n} is not supported (n must be >= 2)")
     a = _u64(a)
     if a.ndim < 2 or a.shape[-2:] != (len(basis), basis.n):
         raise ValueError(f"{name} of shape {a.shape} does not match {basis} "
                          f"(expected (..., {len(basis)}, {basis.n}))")
-    return a
+    return _rw(a)
 
 
 def _flat(a: np.ndarray, tail: int) -> np.ndarray:
@@ -233,7 +243,8 @@ def _broadcast4(arrays, basis: tables.Basis):
 
 
 class CpuBackend(RingBackend):
-    """RingBackend on NumPy arrays with Numba kernels (parallel over batch x limbs)."""
+    """RingBackend on NumPy arrays with Numba kernels (the thread team shares batch x
+    limbs)."""
 
     name = "cpu"
     xp = np
@@ -259,7 +270,9 @@ class CpuBackend(RingBackend):
         a = _check(a, basis)
         res, copy_to = _target(out, a.shape, [a], alias_ok=[a])
         u = basis.universe
-        K.ntt_kernel(_flat(a, 2), _flat(res, 2), basis.idx_arr, u.psi_rev, u.psi_rev_shoup, u.q)
+        a3 = _flat(a, 2)
+        launch(K.ntt_kernel, a3.shape[0] * a3.shape[1], a3, _flat(res, 2), basis.idx_arr,
+               u.psi_rev, u.psi_rev_shoup, u.q)
         return _finish(res, copy_to)
 
     def intt(self, a, basis, out=None):
@@ -271,7 +284,8 @@ class CpuBackend(RingBackend):
     @staticmethod
     def _intt(a3, off, out3, basis, consts):
         u = basis.universe
-        K.intt_kernel(a3, off, out3, basis.idx_arr, u.ipsi_rev, u.ipsi_rev_shoup, u.q, *consts)
+        launch(K.intt_kernel, out3.shape[0] * len(basis), a3, off, out3, basis.idx_arr,
+               u.ipsi_rev, u.ipsi_rev_shoup, u.q, *consts)
 
     # pointwise --------------------------------------------------------------
     def _pointwise(self, op, operands, basis, out):
@@ -279,8 +293,8 @@ class CpuBackend(RingBackend):
         res, copy_to = _target(out, shape, views, alias_ok=views)
         k = _consts(basis)
         a4, b4, c4 = (views * 3)[:3]
-        K.pointwise_kernel(op, a4, b4, c4, res.reshape((o0, o1) + shape[-2:]), basis.q,
-                           k.mu, k.sh)
+        launch(K.pointwise_kernel, o0 * o1 * len(basis), op, a4, b4, c4,
+               res.reshape((o0, o1) + shape[-2:]), basis.q, k.mu, k.sh)
         return _finish(res, copy_to)
 
     def add(self, a, b, basis, out=None):
@@ -300,12 +314,14 @@ class CpuBackend(RingBackend):
 
     def mul_scalar(self, a, scalars, basis, out=None):
         a = _check(a, basis)
-        s = _u64(scalars).reshape(-1)
+        s = _rw(_u64(scalars).reshape(-1))
         if s.shape != (len(basis),):
             raise ValueError(f"scalars of shape {np.shape(scalars)} do not match {basis}")
         res, copy_to = _target(out, a.shape, [a], alias_ok=[a])
         k = _consts(basis)
-        K.mul_scalar_kernel(_flat(a, 2), _flat(res, 2), s, basis.q, k.ratio_hi, k.ratio_lo)
+        a3 = _flat(a, 2)
+        launch(K.mul_scalar_kernel, a3.shape[0] * a3.shape[1], a3, _flat(res, 2), s, basis.q,
+               k.ratio_hi, k.ratio_lo)
         return _finish(res, copy_to)
 
     @staticmethod
@@ -321,7 +337,8 @@ class CpuBackend(RingBackend):
         a = _check(a, basis)
         perm = self._perm(galois_elt, basis)
         res, copy_to = _target(out, a.shape, [a])
-        K.permute_kernel(_flat(a, 1), _flat(res, 1), perm)
+        a2 = _flat(a, 1)
+        launch(K.permute_kernel, a2.shape[0], a2, _flat(res, 1), perm)
         return _finish(res, copy_to)
 
     # basis change -----------------------------------------------------------
@@ -338,11 +355,12 @@ class CpuBackend(RingBackend):
         shape = a.shape[:-2] + (len(plan["starts"]), len(ext), a.shape[-1])
         res, copy_to = _target(out, shape, [a])
         res4 = _flat(res, 3)
-        u = ext.universe
-        K.base_conv_kernel(y, res4, plan["starts"], plan["stops"], True, plan["hmod"],
-                           ext.idx_arr, u.q, _red_consts(u), plan["fast"], _block(a.shape[-1]))
-        K.mod_up_ntt_kernel(a3, res4, plan["work"], plan["own"], ext.idx_arr, u.psi_rev,
-                            u.psi_rev_shoup, u.q)
+        u, rows, block = ext.universe, a3.shape[0], _block(a.shape[-1])
+        launch(K.base_conv_kernel, rows * res4.shape[1] * (a.shape[-1] // block), y, res4,
+               plan["starts"], plan["stops"], True, plan["hmod"], ext.idx_arr, u.q,
+               _red_consts(u), plan["fast"], block)
+        launch(K.mod_up_ntt_kernel, rows * (len(plan["work"]) + len(plan["own"])), a3, res4,
+               plan["work"], plan["own"], ext.idx_arr, u.psi_rev, u.psi_rev_shoup, u.q)
         return _finish(res, copy_to)
 
     #: key_switch_inner takes ``galois_elt``: the automorphism of ext fused into its reads
@@ -362,8 +380,10 @@ class CpuBackend(RingBackend):
         res, copy_to = _target(out, shape, [ext, key])
         u = basis.universe
         fast = all(wide_ok(d * (q - 1) ** 2 + 1, q) for q in basis.primes)
-        K.key_switch_kernel(_flat(ext, 3), slab, _flat(res, 3), slots, per, kidx, basis.idx_arr,
-                            u.q, _red_consts(u), fast, self._perm(galois_elt, basis))
+        ext3 = _flat(ext, 3)
+        launch(K.key_switch_kernel, ext3.shape[0] * ext3.shape[2], ext3, slab, _flat(res, 3),
+               slots, per, kidx, basis.idx_arr, u.q, _red_consts(u), fast,
+               self._perm(galois_elt, basis))
         return _finish(res, copy_to)
 
     def mod_down(self, a, q_basis, p_basis, out=None):
@@ -375,15 +395,16 @@ class CpuBackend(RingBackend):
         self._intt(a3, len(q_basis), x, p_basis, plan["intt"])
         if nk == 1:
             return self._mod_down_one(a, a3, x, q_basis, plan, out)
-        K.rounded_quotient_kernel(x, nk, plan["recip_hi"], plan["recip_lo"], block)
+        launch(K.rounded_quotient_kernel, x.shape[0] * (x.shape[2] // block), x, nk,
+               plan["recip_hi"], plan["recip_lo"], block)
         res, copy_to = _target(out, a.shape[:-2] + (len(q_basis), a.shape[-1]), [a])
         res3 = _flat(res, 2)
-        u = q_basis.universe
-        K.base_conv_kernel(x, res3.reshape((res3.shape[0], 1) + res3.shape[1:]), plan["starts"],
-                           plan["stops"], False, plan["hmod"], q_basis.idx_arr, u.q,
-                           _red_consts(u), plan["fast"], block)
-        K.mod_down_kernel(a3, res3, q_basis.idx_arr, plan["p_inv"], plan["p_inv_s"], u.psi_rev,
-                          u.psi_rev_shoup, u.q)
+        u, rows = q_basis.universe, res3.shape[0]
+        launch(K.base_conv_kernel, rows * (a.shape[-1] // block), x,
+               res3.reshape((rows, 1) + res3.shape[1:]), plan["starts"], plan["stops"], False,
+               plan["hmod"], q_basis.idx_arr, u.q, _red_consts(u), plan["fast"], block)
+        launch(K.mod_down_kernel, rows * len(q_basis), a3, res3, q_basis.idx_arr, plan["p_inv"],
+               plan["p_inv_s"], u.psi_rev, u.psi_rev_shoup, u.q)
         return _finish(res, copy_to)
 
     @staticmethod
@@ -397,8 +418,9 @@ class CpuBackend(RingBackend):
             lift[:, 2] = plan["hmod"][0, :, 1]
             lift[:, 3] = _prime_consts(u)[0][q_basis.idx_arr]
             plan["lift"] = lift
-        K.rescale_kernel(a3, x, _flat(res, 2), q_basis.idx_arr, plan["lift"], plan["p_inv"],
-                         plan["p_inv_s"], u.psi_rev, u.psi_rev_shoup, u.q)
+        launch(K.rescale_kernel, a3.shape[0] * len(q_basis), a3, x, _flat(res, 2),
+               q_basis.idx_arr, plan["lift"], plan["p_inv"], plan["p_inv_s"], u.psi_rev,
+               u.psi_rev_shoup, u.q)
         return _finish(res, copy_to)
 
     def rescale(self, a, basis, out=None):

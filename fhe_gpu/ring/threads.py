@@ -1,31 +1,32 @@
-"""The CPU kernels' threads: which Numba threading layer runs them and how many they use.
+"""The CPU kernels' threads: how many they use, and which Numba threading layer runs any
+``parallel=True`` Numba code in the process.
 
-Threading layer. Imported first by :mod:`fhe_gpu.ring`, before any parallel kernel is
-compiled, loaded from cache or run, this module pins Numba's ``tbb`` layer (oneTBB, the
-PyPI package ``tbb``). It is the only Numba layer that is at once
+Thread count. The kernels are serial ``nogil`` functions that the thread team
+(:mod:`~fhe_gpu.ring.team`) runs on the calling thread plus up to ``n - 1`` helper threads.
+:func:`set_num_threads` sets that ``n`` for the whole process: every Python thread's kernel
+calls (an Engine's workers) share the same ``n - 1`` helpers. The bound is also passed on to
+Numba (``numba.set_num_threads``, thread-local) and, under the ``tbb`` layer, to oneTBB as a
+process-wide ``global_control(max_allowed_parallelism)``, so that Numba ``prange`` code
+honours it too. Idle threads sleep; none spins.
 
-* thread-safe: Python threads may call kernels concurrently (the ``workqueue`` layer aborts
-  the process with "Concurrent access has been detected"),
-* fork-safe: a child of ``os.fork()`` (a ``fork`` multiprocessing pool) runs kernels (GNU
-  OpenMP, the ``omp`` layer on Linux, kills the child on its first parallel kernel and
-  leaves a fork pool hanging),
+Threading layer. The kernels do not use Numba's parallel layer (a ``prange`` kernel costs
+twice the compile time), but code in the same process may. Imported first by
+:mod:`fhe_gpu.ring`, this module pins Numba's ``tbb`` layer (oneTBB, the PyPI package
+``tbb``) before any parallel code is compiled, loaded from cache or run. It is the only
+Numba layer that is at once
+
+* thread-safe: Python threads may call parallel code concurrently (the ``workqueue`` layer
+  aborts the process with "Concurrent access has been detected"),
+* fork-safe: a child of ``os.fork()`` (a ``fork`` multiprocessing pool) runs parallel code
+  (GNU OpenMP, the ``omp`` layer on Linux, kills the child on its first parallel region),
 * free of busy waiting by default: idle TBB workers sleep, whereas GNU OpenMP workers spin
-  unless ``OMP_WAIT_POLICY=PASSIVE`` (under a competing CPU load, 2 spinning threads ran
-  5-23x slower than 1 thread).
+  unless ``OMP_WAIT_POLICY=PASSIVE``.
 
 A pip install puts ``libtbb.so.12`` in ``<prefix>/lib``, which is not on the loader path of a
 virtual environment, so Numba's ``tbbpool`` extension cannot find it by itself: this module
 loads it by its installed path first. An explicit ``NUMBA_THREADING_LAYER`` set by the user
 is respected. Where TBB is not installed (no wheel for the platform), the fallback is
-``omp`` with ``OMP_WAIT_POLICY=PASSIVE`` (thread-safe, no spinning; a forked child must not
-run kernels: use the ``spawn`` or ``forkserver`` start method), with a warning.
-
-Thread count. :func:`set_num_threads` bounds the kernels' threads for the whole process.
-Numba's own ``numba.set_num_threads`` is thread-local (a kernel called from another Python
-thread, e.g. an Engine worker, ignores it); under the ``tbb`` layer the bound is also a
-oneTBB ``global_control(max_allowed_parallelism)``, which every thread's kernels honour:
-with ``n`` threads, at most ``n - 1`` helper threads ever join the calling threads. Under
-another (user-chosen) layer the bound applies to the calling thread only.
+``omp`` with ``OMP_WAIT_POLICY=PASSIVE``, with a warning.
 """
 from __future__ import annotations
 
@@ -138,11 +139,13 @@ def get_num_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Bound the CPU kernels' threads to ``n`` (1 ≤ n ≤ :func:`available_threads`).
+    """Bound the CPU kernels' threads to ``n`` (1 ≤ n ≤ :func:`available_threads`): each
+    kernel call runs on its calling thread and at most ``n - 1`` helper threads, shared by
+    all Python threads of the process.
 
-    The bound holds for the whole process under the default ``tbb`` layer, whichever Python
-    thread calls the kernels; under another layer chosen through ``NUMBA_THREADING_LAYER``
-    it holds for the calling thread. Idle kernel threads never spin-wait. Raises
+    Numba ``prange`` code gets the same process-wide bound under the default ``tbb`` layer;
+    under another layer chosen through ``NUMBA_THREADING_LAYER`` it holds for the calling
+    thread. Idle kernel threads never spin-wait. Raises
     :class:`~fhe_gpu.errors.ParameterError` for a non-integer or out-of-range ``n``.
     """
     top = available_threads()
