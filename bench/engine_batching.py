@@ -9,7 +9,9 @@ preset; every tenant has its own keys and sends one request per round. "batched"
 Engine with max_batch = tenants evaluates the round as one batch of rows from all
 tenants; "one at a time": max_batch = 1 (same caches, warmed first). "two workers": the
 round split into two batches of tenants / 2 evaluated by two Engine worker threads at
-once, against one worker doing both. Times are medians of wall time per round, all
+once, against one worker doing both: with the kernels' default thread team (both cores
+already busy inside each kernel) and with one kernel thread per worker (the GIL check:
+nogil kernels let the two workers run on both cores). Times are medians of wall time per round, all
 results awaited; the load average is printed (the machine is shared).
 """
 from __future__ import annotations
@@ -80,6 +82,13 @@ def main(argv=None) -> int:
                                              max_batch=n // 2, max_wait_ms=wait, workers=1)
     rows["two_workers_two_batches"] = measure(params, model, clients, args.repeat,
                                               max_batch=n // 2, max_wait_ms=wait, workers=2)
+    threads = fg.get_num_threads()
+    fg.set_num_threads(1)          # the GIL check proper: one kernel thread per worker
+    rows["one_worker_two_batches_1_thread"] = measure(
+        params, model, clients, args.repeat, max_batch=n // 2, max_wait_ms=wait, workers=1)
+    rows["two_workers_two_batches_1_thread"] = measure(
+        params, model, clients, args.repeat, max_batch=n // 2, max_wait_ms=wait, workers=2)
+    fg.set_num_threads(threads)
     out = {
         "preset": args.preset, "tenants": n, "repeat": args.repeat,
         "load_average_1min_before": load, "numba_threads": fg.get_num_threads(),
@@ -88,6 +97,8 @@ def main(argv=None) -> int:
         "batched_speedup_vs_one_at_a_time": rows["one_at_a_time"][0] / rows["batched"][0],
         "two_workers_over_one": rows["two_workers_two_batches"][0]
         / rows["one_worker_two_batches"][0],
+        "two_workers_over_one_1_thread": rows["two_workers_two_batches_1_thread"][0]
+        / rows["one_worker_two_batches_1_thread"][0],
     }
     print(json.dumps(out, indent=2))
     if args.json:

@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,6 +98,7 @@ print("RESULT " + json.dumps({"steps": steps, "total": total, "hits": hits,
 def run(code: str, env: dict | None = None) -> dict:
     """Run ``code`` in a fresh interpreter; the dict it printed after RESULT."""
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          cwd=Path(__file__).resolve().parent,   # the installed package
                           text=True, timeout=TIMEOUT, env={**os.environ, **(env or {})})
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, f"exit {proc.returncode}\n{proc.stderr[-3000:]}"

@@ -8,6 +8,7 @@ Parameters are N = 2^10 (insecure on purpose, as tests/test_engine.py), backend 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 import pytest
@@ -22,7 +23,12 @@ from test_engine import BITS, world  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def backend():
+def backend(tmp_path_factory):
+    # Ray workers start in the driver's working directory and put it first on sys.path:
+    # start them in an empty one, so that they import the installed package, not the
+    # source tree (which has no compiled extensions in a non-editable install)
+    here = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("ray"))
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              configure_logging=False)
     w = world("cpu")
@@ -35,6 +41,7 @@ def backend():
         from ray import serve
         serve.shutdown()
         ray.shutdown()
+        os.chdir(here)
 
 
 def _check(w, tenant, x, out) -> float:

@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -86,7 +87,8 @@ def test_a_missing_matplotlib_is_named(monkeypatch, tmp_path, capsys):
 def test_params_answers_in_under_two_seconds():
     t0 = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "fhe_gpu.cli", "params", "--depth", "10",
-                          "--precision", "25"], capture_output=True, text=True, check=True)
+                          "--precision", "25"], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent)   # the installed package
     seconds = time.perf_counter() - t0
     print(f"\nfhe-gpu params --depth 10 --precision 25: {seconds:.2f} s\n{out.stdout}")
     assert "log QP" in out.stdout and seconds < 2.0

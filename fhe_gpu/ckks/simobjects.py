@@ -1,6 +1,11 @@
 """The Simulator's plaintexts and ciphertexts (exact slot values, level, scale, bound and
 an error object, :mod:`fhe_gpu.ckks.simerror`), its stand-in for evaluation keys, and the
-decoding of real Plaintexts the circuits encode (cached per object).
+slot values of real Plaintexts the circuits encode (those the Encoder kept, else decoded;
+cached per object).
+
+A ciphertext may be pending (a rotation, or a sum of :mod:`fhe_gpu.ckks.simfast`): its
+``values`` and ``error`` are evaluated when first read, once (copies evaluate it first,
+so that they share its error draw); everything else is known at once.
 
 They carry what the real objects carry for the layers above (``level``, ``scale``,
 ``value_bound``, ``real``, ``key_id``, ``fingerprint``, ``batch_size``, ``noise_var``,
@@ -19,8 +24,13 @@ import numpy as np
 
 from ..errors import BatchIndexError, ContextMismatchError, ParameterError
 from . import noise as model
-from .encoder import Encoder
+from . import simfast
+from .encoder import Encoder, encoded_values
 from .simerror import concat
+
+
+#: cached quantities derived from the values or the error (dropped when they change)
+_DERIVED = ("abs2", "cvalues", "_slot_var_cache")
 
 
 class _SimObject:
@@ -54,6 +64,9 @@ class _SimObject:
     @property
     def batch_size(self) -> int:
         """Number of vectors along the batch axis."""
+        pending = self.__dict__.get("_pending")
+        if pending is not None:
+            return pending[1].batch_size
         return int(self.values.shape[0])
 
     def __len__(self):
@@ -65,15 +78,54 @@ class _SimObject:
         return self.batch_size * self._poly_count * (self.level + 1) * self.context.n * 8
 
     def _like(self, **changes):
-        """A copy with ``changes`` (attribute values) applied."""
+        """A copy with ``changes`` (attribute values) applied (a pending object is
+        evaluated first: the copy shares its error draw)."""
+        if "_pending" in self.__dict__:
+            self._evaluate()
         new = object.__new__(type(self))
         state = dict(self.__dict__)
-        if "values" in changes:
-            state.pop("abs2", None)
-            state.pop("cvalues", None)
+        if "values" in changes or "error" in changes:
+            for name in _DERIVED:
+                state.pop(name, None)
         state.update(changes)
         new.__dict__ = state
         return new
+
+    def pending(self, sim, k: int):
+        """This object rotated by k slots, evaluated when its values or error are first
+        read (a sum over rotations reads ``self`` instead: :mod:`fhe_gpu.ckks.simfast`);
+        a pending sum of simfast takes the rotation into its own evaluation."""
+        pending = self.__dict__.get("_pending")
+        if pending is not None and pending[3] is not None and pending[0] is sim \
+                and k % pending[3].r == 0:
+            spec = pending[3].rotated(sim, k, self.scale)
+            return self._deferred(sim, pending[1], 0, spec)
+        return self._deferred(sim, self, k, None)
+
+    def _deferred(self, sim, src, k: int, spec, **changes):
+        """A copy of this object (with ``changes``) whose values and error are evaluated
+        when first read: ``src`` rotated by k slots when ``spec`` is None, else the sum
+        ``spec`` (:class:`fhe_gpu.ckks.simfast.PendingSum`) over rotations of ``src``."""
+        new = object.__new__(type(self))
+        state = {key: v for key, v in self.__dict__.items()
+                 if key not in ("values", "error", "_pending") + _DERIVED}
+        state.update(changes, _pending=(sim, src, k, spec))
+        new.__dict__ = state
+        return new
+
+    def _evaluate(self) -> None:
+        """Set the values and error of a pending object."""
+        sim, src, k, spec = self.__dict__.pop("_pending")
+        if spec is None:
+            self.values, self.error = sim._rotated(src, k)
+        else:
+            self.values, self.error = simfast.evaluate_sum(sim, spec)
+
+    def __getattr__(self, name):
+        if name in ("values", "error") and "_pending" in self.__dict__:
+            self._evaluate()
+            return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __getitem__(self, i):
         """Batch item(s): ``ct[i]`` keeps a batch axis of 1; slices keep theirs."""
@@ -212,10 +264,15 @@ def _fft_tables(n: int):
 
 
 def decode_plaintexts(context, pts) -> list[np.ndarray]:
-    """Slot values (batch, slots) of Plaintexts, cached per object. Plaintexts whose
+    """Slot values (batch, slots) of Plaintexts, cached per object: the values the Encoder
+    kept (:func:`~fhe_gpu.ckks.encoder.encoded_values`), else decoded. Plaintexts whose
     coefficients fit the base prime (scale * bound < q_0 / 8) are decoded from that limb
     alone, all in one inverse NTT and one FFT; others by the Encoder."""
     out = {pt: _DECODED[pt] for pt in pts if pt in _DECODED}
+    for pt in pts:
+        kept = encoded_values(pt)
+        if pt not in out and kept is not None:
+            out[pt] = kept.full(context.slots)
     todo = [pt for pt in pts if pt not in out]
     q0 = context.q_primes[0]
     fast = [pt for pt in todo if pt.scale * max(1.0, pt.value_bound or 1.0) < q0 / 8]

@@ -31,61 +31,44 @@ def _accumulate(out, src, w, shift, start, square):  # pragma: no cover - compil
 
 
 @njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
-def plain_sum_kernel(weights, offsets, shifts, starts, out_shift, values, var_in, var_rot,
+def plain_sum_kernel(weights, offsets, shifts, starts, out_shifts, values, var_in, var_rot,
                      switch_var, extra_var, has_extra, floor, normal, out_values, out_var,
                      out_state):  # pragma: no cover - compiled
-    """A sum over terms t of weights times x rotated by shifts[t] runs, rotated by
-    ``out_shift`` runs K, per batch row b and run j (J runs of r slots; indices mod J).
-    Term t's weights w_t are weights[offsets[t]:offsets[t + 1]], for the runs
-    (starts[t] + i) % J (zero elsewhere):
+    """A sum over terms t of weights times x rotated by shifts[t] runs, the product
+    rotated by out_shifts[t] runs K_t, per batch row b and run j (J runs of r slots;
+    indices mod J). Term t's weights w_t are weights[offsets[t]:offsets[t + 1]], for the
+    runs (starts[t] + i) % J (zero elsewhere); a term of shift 0 is x itself:
 
-    out_values[b, j, :] = sum_t w_t[j + K] * values[b, j + K + shifts[t], :]
-    out_var[b, j, u] = sum_t w_t[j + K]^2 * (var_rot if shifts[t] else var_in)[b,
-                       j + K + shifts[t], u] + sum_{t: shifts[t] != 0} w_t[j + K]^2 *
-                       switch_var[j + K, u] + extra_var[j, u] (if has_extra) + floor
+    out_values[b, j, :] = sum_t w_t[j + K_t] * values[b, j + K_t + shifts[t], :]
+    out_var[b, j, u] = sum_t w_t[j + K_t]^2 * ((var_rot if shifts[t] else var_in)[b,
+                       j + K_t + shifts[t], u] + (switch_var[j + K_t, u] if shifts[t]))
+                       + extra_var[j, u] (if has_extra) + floor
     out_state[b, j, 2u:2u+2] = sqrt(out_var[b, j, u]) * normal[b, j, 2u:2u+2]
     """
     rows, r = switch_var.shape
-    spread = np.zeros(rows)
-    touched = np.zeros(rows, dtype=np.bool_)
-    for t in range(shifts.size):
-        j = starts[t]
-        for i in range(offsets[t], offsets[t + 1]):
-            touched[j] = True
-            if shifts[t]:
-                spread[j] += weights[i] * weights[i]
-            j = 0 if j + 1 == rows else j + 1
-    low = np.sqrt(floor)
     for b in range(values.shape[0]):
         ov, ovar, ost, z = out_values[b], out_var[b], out_state[b], normal[b]
         ov[:, :] = 0.0
         ovar[:, :] = 0.0
         for t in range(shifts.size):
-            w = weights[offsets[t]:offsets[t + 1]]
-            start = starts[t] - out_shift + rows if starts[t] < out_shift \
-                else starts[t] - out_shift
-            shift = shifts[t] + out_shift - rows if shifts[t] + out_shift >= rows \
-                else shifts[t] + out_shift
+            w, k = weights[offsets[t]:offsets[t + 1]], out_shifts[t]
+            start = starts[t] - k + rows if starts[t] < k else starts[t] - k
+            shift = shifts[t] + k - rows if shifts[t] + k >= rows else shifts[t] + k
             _accumulate(ov, values[b], w, shift, start, False)
-            _accumulate(ovar, var_rot[b] if shifts[t] else var_in[b], w, shift, start,
-                        True)
-        for j in range(rows):
-            jj = j + out_shift - rows if j + out_shift >= rows else j + out_shift
-            if touched[jj] or has_extra:
-                sp = spread[jj]
-                for u in range(r):
-                    v = ovar[j, u] + sp * switch_var[jj, u] + floor
-                    if has_extra:
-                        v += extra_var[j, u]
-                    ovar[j, u] = v
-                    sd = np.sqrt(v)
-                    ost[j, 2 * u] = sd * z[j, 2 * u]
-                    ost[j, 2 * u + 1] = sd * z[j, 2 * u + 1]
+            if shifts[t]:
+                _accumulate(ovar, var_rot[b], w, shift, start, True)
+                _accumulate(ovar, switch_var, w, k, start, True)
             else:
-                for u in range(r):
-                    ovar[j, u] = floor
-                    ost[j, 2 * u] = low * z[j, 2 * u]
-                    ost[j, 2 * u + 1] = low * z[j, 2 * u + 1]
+                _accumulate(ovar, var_in[b], w, shift, start, True)
+        for j in range(rows):
+            for u in range(r):
+                v = ovar[j, u] + floor
+                if has_extra:
+                    v += extra_var[j, u]
+                ovar[j, u] = v
+                sd = np.sqrt(v)
+                ost[j, 2 * u] = sd * z[j, 2 * u]
+                ost[j, 2 * u + 1] = sd * z[j, 2 * u + 1]
 
 
 @njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
