@@ -256,12 +256,14 @@ def pointwise_kernel(op, a, b, c, out, qs, mus, shs, ctr):
     """out = a (op) b mod q_l, or a*b + c for OP_MUL_ADD (OP_NEG ignores b, only OP_MUL_ADD
     reads c); a, b, c: (A0, A1, L, n) in [0, q) with A_k in {1, O_k} (broadcast);
     out: (O0, O1, L, n), may be an operand of the same shape (each element is read before
-    it is written). Items: the O0 * O1 * L rows."""
-    o1, nl, n = out.shape[1], out.shape[2], np.uint64(out.shape[3])
-    items = out.shape[0] * o1 * nl
+    it is written). Items: the O0 * O1 * L rows, limb slowest: the rows sharing a
+    broadcast operand's limb (a plaintext times every row of a batch) run one after the
+    other, while that limb is still in cache."""
+    o0, o1, nl, n = out.shape[0], out.shape[1], out.shape[2], np.uint64(out.shape[3])
+    items = o0 * o1 * nl
     row = claim(ctr)
     while row < items:
-        i0, i1, l = row // (o1 * nl), (row // nl) % o1, row % nl
+        l, i0, i1 = row // (o0 * o1), (row // o1) % o0, row % o1
         x = a[min(i0, a.shape[0] - 1), min(i1, a.shape[1] - 1), l]
         y = b[min(i0, b.shape[0] - 1), min(i1, b.shape[1] - 1), l]
         v = c[min(i0, c.shape[0] - 1), min(i1, c.shape[1] - 1), l]
