@@ -109,29 +109,10 @@ class Evaluator:
                                  f"sizes or a batch of 1")
 
     def _align(self, a, b):
-        level = min(a.level, b.level)
-        return self.drop_level(a, level), self.drop_level(b, level)
+        return align_levels(self, a, b)
 
     def _match_scales(self, a: Ciphertext, b):
-        """Operands of one level and (within SCALE_RTOL) one scale, or ScaleMismatchError.
-
-        With ``strict=False`` the operand that can spend a level (a ciphertext above the
-        other's level, else any ciphertext) is brought to the other's scale with
-        mul_to_scale before the levels are aligned."""
-        if abs(a.scale - b.scale) <= SCALE_RTOL * max(a.scale, b.scale):
-            return self._align(a, b)
-        if self.strict:
-            raise ScaleMismatchError(
-                f"scales differ: {a.scale!r} vs {b.scale!r} (relative difference "
-                f"{abs(a.scale - b.scale) / max(a.scale, b.scale):.3g} > {SCALE_RTOL}); "
-                f"rescale first or use Evaluator(..., strict=False)")
-        if isinstance(b, Ciphertext) and b.level > a.level:
-            b = self.mul_to_scale(b, 1.0, a.scale)
-        elif a.level > b.level or not isinstance(b, Ciphertext):
-            a = self.mul_to_scale(a, 1.0, b.scale)
-        else:
-            b = self.mul_to_scale(b, 1.0, a.scale)
-        return self._align(a, b)
+        return match_scales(self, a, b, Ciphertext)
 
     def _mul_int(self, ct: Ciphertext, k: int):
         """ct.data times the integer k (one Shoup constant per limb)."""
@@ -471,3 +452,32 @@ def _real(what: str, x) -> float:
         raise ParameterError(f"{what} must be finite and at most 2^100 in magnitude, "
                              f"got {x!r:.40}")
     return v
+
+
+def align_levels(ev, a, b):
+    """a and b dropped to the lower of their levels (``ev.drop_level``)."""
+    level = min(a.level, b.level)
+    return ev.drop_level(a, level), ev.drop_level(b, level)
+
+
+def match_scales(ev, a, b, ct_type):
+    """Operands of one level and (within SCALE_RTOL) one scale, or ScaleMismatchError: the
+    policy the Evaluator and the Simulator share (``ct_type``: their ciphertext class).
+
+    With ``ev.strict`` False the operand that can spend a level (a ciphertext above the
+    other's level, else any ciphertext) is brought to the other's scale with
+    mul_to_scale before the levels are aligned."""
+    if abs(a.scale - b.scale) <= SCALE_RTOL * max(a.scale, b.scale):
+        return align_levels(ev, a, b)
+    if ev.strict:
+        raise ScaleMismatchError(
+            f"scales differ: {a.scale!r} vs {b.scale!r} (relative difference "
+            f"{abs(a.scale - b.scale) / max(a.scale, b.scale):.3g} > {SCALE_RTOL}); "
+            f"rescale first or use {type(ev).__name__}(..., strict=False)")
+    if isinstance(b, ct_type) and b.level > a.level:
+        b = ev.mul_to_scale(b, 1.0, a.scale)
+    elif a.level > b.level or not isinstance(b, ct_type):
+        a = ev.mul_to_scale(a, 1.0, b.scale)
+    else:
+        b = ev.mul_to_scale(b, 1.0, a.scale)
+    return align_levels(ev, a, b)

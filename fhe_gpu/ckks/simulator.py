@@ -52,7 +52,7 @@ from ..rlwe.objects import (FIT_MARGIN_BITS, Ciphertext, Plaintext, check_fits,
 from . import noise as model
 from . import simfast
 from .context import Context
-from .evaluator import MAX_SCALAR, SCALE_RTOL, _real
+from .evaluator import MAX_SCALAR, _real, align_levels, match_scales
 from .parameters import Parameters
 from .simerror import NormalPool, SampledError, VarianceError
 from .simnoise import NoiseTerms
@@ -253,26 +253,10 @@ class Simulator:
         return int(level)
 
     def _align(self, a, b):
-        level = min(a.level, b.level)
-        return self.drop_level(a, level), self.drop_level(b, level)
+        return align_levels(self, a, b)
 
     def _match_scales(self, a, b):
-        """As the Evaluator's: one level and (within SCALE_RTOL) one scale, else
-        ScaleMismatchError, or with strict=False a mul_to_scale of one operand."""
-        if abs(a.scale - b.scale) <= SCALE_RTOL * max(a.scale, b.scale):
-            return self._align(a, b)
-        if self.strict:
-            raise ScaleMismatchError(
-                f"scales differ: {a.scale!r} vs {b.scale!r} (relative difference "
-                f"{abs(a.scale - b.scale) / max(a.scale, b.scale):.3g} > {SCALE_RTOL}); "
-                f"rescale first or use Simulator(..., strict=False)")
-        if isinstance(b, SimCiphertext) and b.level > a.level:
-            b = self.mul_to_scale(b, 1.0, a.scale)
-        elif a.level > b.level or not isinstance(b, SimCiphertext):
-            a = self.mul_to_scale(a, 1.0, b.scale)
-        else:
-            b = self.mul_to_scale(b, 1.0, a.scale)
-        return self._align(a, b)
+        return match_scales(self, a, b, SimCiphertext)
 
     def _scalar_pt(self, c: complex, level: int, scale: float) -> SimPlaintext:
         return self.encode(np.full(self.context.slots, c), level=level, scale=scale)
