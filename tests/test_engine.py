@@ -364,3 +364,18 @@ def test_metrics_text_parses_and_names_everything(w):
     assert sum(s.value for s in ok) == 4
     errors = families["fhe_engine_errors"].samples
     assert any(s.labels.get("type") == "KeyMissingError" and s.value == 1 for s in errors)
+
+
+def test_client_key_bytes_are_the_keys_it_returns(w):
+    """evaluation_key_bytes ships the keys evaluation_keys returned when that came first;
+    called first, it generates keys for the wire and keeps only their bytes."""
+    client = engine.Client(w.params, w.model, seed=bytes([9]) * 32)
+    evk = client.evaluation_keys()
+    back = fg.EvaluationKeys.from_bytes(client.evaluation_key_bytes(), client.context)
+    assert back.key_id == evk.key_id and sorted(back.galois) == sorted(evk.galois)
+    for g, key in evk.galois.items():
+        np.testing.assert_array_equal(np.asarray(back.galois[g].data), np.asarray(key.data))
+    fresh = engine.Client(w.params, w.model, seed=bytes([9]) * 32)
+    data = fresh.evaluation_key_bytes()
+    assert fresh.evaluation_key_bytes() is data
+    assert fg.EvaluationKeys.from_bytes(data, fresh.context).key_id == evk.key_id

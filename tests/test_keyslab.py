@@ -177,6 +177,18 @@ def test_slab_sizes_and_view_ids():
         v1.index[0] = 1  # read-only
 
 
+def test_cpu_slab_pages_are_small_and_uncommitted_until_written():
+    """A host slab is an anonymous mapping outside the buffer pool, with transparent huge
+    pages off (first writes of huge pages of a mostly empty slab stall on compaction)."""
+    be = fg.Context(params(), backend="cpu").backend
+    a = be.empty_lasting((3, 2, 5))
+    assert a.shape == (3, 2, 5) and a.dtype == np.uint64 and a.flags.writeable
+    assert a.flags.c_contiguous and not np.shares_memory(a, be.empty_lasting((3, 2, 5)))
+    a[1] = 7
+    assert int(a[1].sum()) == 70
+    assert be.empty_lasting((0, 4)).shape == (0, 4)
+
+
 # ---------------------------------------------------------------- errors
 
 

@@ -66,11 +66,15 @@ class Client:
             return self._evk
 
     def evaluation_key_bytes(self) -> bytes:
-        """The wire bytes of :meth:`evaluation_keys`: what ``Engine.register_tenant``
-        takes (public material only)."""
-        evk = self.evaluation_keys()
+        """The wire bytes of the model's evaluation keys (those :meth:`evaluation_keys`
+        returns when it was called first; otherwise generated for this call and not kept as
+        objects): what ``Engine.register_tenant`` takes (public material only)."""
         with self._lock:
             if self._evk_bytes is None:
+                # the key objects are not kept for this: a client only ships its keys, and
+                # holding them doubles its memory (192 MB per tenant at N14)
+                evk = self._evk or self._keygen.evaluation_keys(
+                    rotations=self.plan.rotations, conjugation=self.plan.conjugation)
                 self._evk_bytes = evk.to_bytes()
             return self._evk_bytes
 

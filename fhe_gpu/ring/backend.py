@@ -41,6 +41,11 @@ class RingBackend:
         """An uninitialised ``uint64`` array."""
         return self.xp.empty(shape, dtype=self.xp.uint64)
 
+    def empty_lasting(self, shape):
+        """An uninitialised ``uint64`` array that lives long and is filled piecewise (a key
+        slab): outside any pool, its pages committed only when first written."""
+        return self.xp.empty(shape, dtype=self.xp.uint64)
+
     def synchronize(self):
         """Wait for queued device work (no-op on the CPU)."""
 

@@ -115,11 +115,11 @@ class KeySlab:
         count = len(elements) + bool(relinearization)
         self.slot_bytes = count * int(np.prod(self.key_shape)) * 8
         check_memory(self.nbytes, f"a key slab of {self.capacity} slots x {count} keys")
-        xp, shape = context.backend.xp, (self.capacity,) + self.key_shape
-        # xp.empty, not the backend's pooled empty: a slab lives as long as its Engine, and
-        # on the host its pages are only touched (committed) when a slot is filled
-        self.relin = xp.empty(shape, dtype=xp.uint64) if relinearization else None
-        self.galois = {g: xp.empty(shape, dtype=xp.uint64) for g in elements}
+        be, shape = context.backend, (self.capacity,) + self.key_shape
+        # not the backend's pooled empty: a slab lives as long as its Engine, and on the
+        # host its pages are only touched (committed) when a slot is filled
+        self.relin = be.empty_lasting(shape) if relinearization else None
+        self.galois = {g: be.empty_lasting(shape) for g in elements}
         #: the key id of the key set in each slot (None: empty)
         self.key_ids: list[bytes | None] = [None] * self.capacity
 
