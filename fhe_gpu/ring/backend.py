@@ -83,6 +83,28 @@ class RingBackend:
     def mod_up(self, a, q_basis, p_basis, alpha, out=None):
         raise NotImplementedError
 
+    def mod_raise(self, a, q0_basis, basis, out=None):
+        """a (..., 1, n) over the one prime of ``q0_basis`` to ``basis`` through its
+        centered coefficients (see :func:`fhe_gpu.ring.reference.mod_raise`).
+
+        Once per bootstrap: one INTT of one limb, elementwise array operations over
+        (..., limbs, n) of this backend's array module, one NTT."""
+        xp, q0 = self.xp, int(q0_basis.primes[0])
+        if len(q0_basis) != 1 or a.shape[-2:] != (1, basis.n):
+            raise ValueError(f"mod_raise needs a (..., 1, {basis.n}) array over one prime, "
+                             f"got shape {tuple(a.shape)} over {len(q0_basis)} primes")
+        x = self.intt(a, q0_basis)                       # x in [0, q0)
+        q = xp.asarray(np.array(basis.primes, dtype=np.uint64)).reshape(-1, 1)
+        q0_mod = xp.asarray(np.array([q0 % p for p in basis.primes],
+                                     dtype=np.uint64)).reshape(-1, 1)
+        high = x > xp.uint64(q0 // 2)                    # coefficient x - q0 < 0
+        r = x % q                                        # x mod q_i, (..., limbs, n)
+        neg = (r + (q - q0_mod)) % q                     # (x - q0) mod q_i; r + q < 2^62
+        lifted = xp.where(high, neg, r)
+        if out is None:
+            out = self.empty(lifted.shape)
+        return self.ntt(xp.ascontiguousarray(lifted), basis, out=out)
+
     def key_switch_inner(self, ext, key, basis, key_basis, out=None, galois_elt=None,
                          key_index=None):
         """Digits (..., d, m, n) times a key (d_key, 2, m_key, n): (..., 2, m, n).

@@ -307,6 +307,23 @@ def mod_up(a, q_primes, p_primes, alpha, out=None):
     return _out(np.stack(parts, axis=-3), out)
 
 
+def mod_raise(a, q0: int, primes, out=None):
+    """ModRaise of bootstrapping: evaluation-form a (..., 1, n) over the single prime q0 to
+    evaluation form over ``primes``, through the centered representative.
+
+    ``intt(a)`` holds x in [0, q0); every output limb is ``ntt(c mod q_i)`` with
+    c = x - q0 when x > q0 // 2, else x: the coefficient in (-q0/2, q0/2]. A ciphertext
+    decrypting to m mod q0 then decrypts to m + q0 * I over the larger modulus, I a small
+    integer polynomial (|I| below the secret's Hamming weight + 1).
+    """
+    q0, primes = int(q0), [int(x) for x in primes]
+    a = _check(a, [q0])
+    x = intt(a, [q0]).astype(object)[..., 0, :]
+    c = np.where(x > q0 // 2, x - q0, x)
+    lifted = np.stack([c % q for q in primes], axis=-2)
+    return _out(ntt(lifted, primes), out)
+
+
 def check_key_index(key_index, batch: int, slots: int) -> np.ndarray:
     """``key_index`` as int64 of shape (batch,) with every entry in [0, slots), else ValueError.
 

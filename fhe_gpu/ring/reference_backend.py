@@ -52,6 +52,9 @@ class ReferenceBackend(RingBackend):
     def mod_up(self, a, q_basis, p_basis, alpha, out=None):
         return ref.mod_up(a, q_basis.primes, p_basis.primes, alpha, out=out)
 
+    def mod_raise(self, a, q0_basis, basis, out=None):
+        return ref.mod_raise(a, q0_basis.primes[0], basis.primes, out=out)
+
     #: key_switch_inner takes ``galois_elt`` (the spec applies the automorphism first)
     fuses_automorphism = True
 

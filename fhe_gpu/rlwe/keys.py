@@ -135,11 +135,21 @@ class KeyGenerator:
     same stream.
     """
 
-    def __init__(self, context, seed: bytes | None = None):
+    def __init__(self, context, seed: bytes | None = None, hamming_weight: int | None = None):
         self.context = check_context(context, "KeyGenerator")
         self._sampler = Sampler(seed, b"keygen")
         self.key_id = self._sampler.seed()[:KEY_ID_BYTES]
-        self.secret_key = SecretKey(self._sampler.ternary((context.n,)), context, self.key_id)
+        #: nonzero coefficients of a sparse secret (None: dense, uniform in {-1, 0, 1})
+        self.hamming_weight = None if hamming_weight is None else int(hamming_weight)
+        coeffs = self._sampler.ternary((context.n,)) if hamming_weight is None else \
+            self._sampler.sparse_ternary(context.n, self.hamming_weight)
+        self.secret_key = SecretKey(coeffs, context, self.key_id)
+
+    def sparse_secret(self, weight: int) -> SecretKey:
+        """A fresh ephemeral secret of ``weight`` nonzero coefficients in this key set
+        (the target of sparse-secret encapsulation; never serialized)."""
+        coeffs = self._sampler.sparse_ternary(self.context.n, weight)
+        return SecretKey(coeffs, self.context, self.key_id)
 
     def _noise(self, shape_lead, basis):
         """A Gaussian error in evaluation form, shape shape_lead + (limbs, n)."""
@@ -157,12 +167,14 @@ class KeyGenerator:
         b = be.mul_add(a, self.secret_key.neg_ntt(), self._noise((), qp), qp)
         return PublicKey(ctx.backend.xp.stack([b, a]), ctx, seed, self.key_id)
 
-    def switching_key(self, s_from) -> SwitchingKey:
-        """A key switching ``s_from`` (evaluation form over Q u P) to the secret key.
+    def switching_key(self, s_from, to: SecretKey | None = None) -> SwitchingKey:
+        """A key switching ``s_from`` (evaluation form over Q u P) to the secret key (or
+        to the secret ``to``).
 
         b_j = -a_j*s + e_j + g_j*s_from: the gadget term P*s_from is added to e_j on the
         limbs of digit j only, then one fused multiply-add makes b.
         """
+        target = self.secret_key if to is None else to
         ctx = self.context
         be, qp, xp = ctx.backend, ctx.full_qp, ctx.backend.xp
         nq = len(ctx.q_primes)
@@ -176,7 +188,7 @@ class KeyGenerator:
         for j in range(dnum):
             s0, s1 = j * ctx.alpha, min((j + 1) * ctx.alpha, nq)
             e[j, s0:s1] = be.add(e[j, s0:s1], s_p[s0:s1], q_basis[s0:s1])
-        b = be.mul_add(a, self.secret_key.neg_ntt(), e, qp, out=e)
+        b = be.mul_add(a, target.neg_ntt(), e, qp, out=e)
         return SwitchingKey(xp.stack([b, a], axis=1), ctx, seed)
 
     def key_bytes(self) -> int:
@@ -195,6 +207,15 @@ class KeyGenerator:
         """The key switching s(X^g) to s."""
         be, qp = self.context.backend, self.context.full_qp
         return self.switching_key(be.automorphism(self.secret_key.ntt(), galois_elt, qp))
+
+    def bootstrap_keys(self, bp, progress=None):
+        """The keys of a bootstrapping preset ``bp`` (a circuits.BootstrapParameters): its
+        Galois keys, conjugation, relinearization and, with sparse-secret encapsulation,
+        the two keys switching to and from an ephemeral sparse secret. Public material
+        only; ``progress(done, total)`` is called after each key. See
+        :func:`fhe_gpu.rlwe.bootkeys.generate`."""
+        from .bootkeys import generate
+        return generate(self, bp, progress)
 
     def evaluation_keys(self, rotations=(), conjugation: bool = False,
                         relinearization: bool = True) -> EvaluationKeys:

@@ -133,6 +133,30 @@ class Sampler:
             got = np.concatenate([got, raw[raw < 255]])
         return ((got[:size] % 3).astype(np.int8) - 1).reshape(shape)
 
+    def sparse_ternary(self, n: int, weight: int) -> np.ndarray:
+        """int8 (n,) with exactly ``weight`` nonzero values, each +1 or -1, at positions
+        uniform among the C(n, weight) subsets (a partial Fisher-Yates shuffle with
+        rejection-sampled indices: no modulo bias)."""
+        n, weight = int(n), int(weight)
+        if not 0 < weight <= n:
+            raise ParameterError(f"hamming weight must be in [1, {n}], got {weight}")
+        pos = np.arange(n)
+        bits = max(1, (n - 1).bit_length())
+        words = np.empty(0, dtype=np.uint32)
+        for i in range(weight):
+            span = n - i
+            while True:
+                if not words.size:
+                    words = np.frombuffer(self._bytes(4 * (2 * weight + 16)), dtype="<u4")
+                j, words = int(words[0]) & ((1 << bits) - 1), words[1:]
+                if j < span:
+                    break
+            pos[i], pos[i + j] = pos[i + j], pos[i]
+        signs = np.frombuffer(self._bytes(weight), dtype=np.uint8) & 1
+        out = np.zeros(n, dtype=np.int8)
+        out[pos[:weight]] = (2 * signs.astype(np.int8) - 1)
+        return out
+
     def gaussian(self, shape) -> np.ndarray:
         """int64 discrete Gaussian values (sigma 3.19, |x| <= 6 sigma)."""
         size = int(np.prod(shape))

@@ -1,0 +1,90 @@
+"""Bootstrapping keys: the Galois keys of the homomorphic DFTs, conjugation,
+relinearization and, for sparse-secret encapsulation, two switching keys.
+
+Encapsulation (OpenFHE SPARSE_ENCAPSULATED, Lattigo's ephemeral secret): ModRaise lifts a
+level-0 ciphertext to the whole chain, adding q0 * I where I = round((c0 + c1*s) / q0)
+has coefficients as large as the secret's Hamming weight allows. Switched first to an
+ephemeral secret s' of weight h (32), I stays below a bound of order sqrt(h), so EvalMod
+approximates x mod 1 on a short interval; switched back to s right after ModRaise. The
+key set holds (s -> s') and (s' -> s) switching keys, never s'.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ParameterError
+from .keys import EvaluationKeys, SwitchingKey
+from .resources import check_memory
+
+
+class BootstrapKeys(EvaluationKeys):
+    """EvaluationKeys plus the encapsulation keys of a bootstrapping preset.
+
+    ``raise_weight``: the Hamming weight of the secret ModRaise runs under (the ephemeral
+    secret's with encapsulation, else the main secret's), from which EvalMod's interval
+    follows. ``to_sparse`` / ``from_sparse``: the switching keys s -> s' and s' -> s, None
+    without encapsulation.
+    """
+
+    def __init__(self, context, relin=None, galois=None, key_id: bytes = None,
+                 raise_weight: int = 0, to_sparse: SwitchingKey | None = None,
+                 from_sparse: SwitchingKey | None = None):
+        super().__init__(context, relin, galois, key_id)
+        self.raise_weight = int(raise_weight)
+        self.to_sparse, self.from_sparse = to_sparse, from_sparse
+
+    @property
+    def encapsulated(self) -> bool:
+        """True when ModRaise runs under an ephemeral sparse secret."""
+        return self.to_sparse is not None
+
+    def __repr__(self):
+        return (f"BootstrapKeys({len(self.galois)} Galois keys, raise weight "
+                f"{self.raise_weight}, encapsulated={self.encapsulated})")
+
+
+def _elements(ctx, steps, conjugation: bool) -> list[int]:
+    out = {ctx.galois_element(int(k)) for k in steps if int(k) % ctx.slots}
+    if conjugation:
+        out.add(ctx.conjugation_element)
+    return sorted(out)
+
+
+def generate(kg, bp, progress=None) -> BootstrapKeys:
+    """The BootstrapKeys of preset ``bp`` for key generator ``kg`` (see the module doc).
+
+    ParameterError when bp belongs to other parameters, or when bp runs ModRaise under the
+    main secret and that secret is not sparse of bp's weight."""
+    ctx = kg.context
+    if bp.params.fingerprint != ctx.fingerprint:
+        raise ParameterError(f"bootstrapping preset {bp.name!r} is for other parameters "
+                             f"(N=2^{bp.params.log_n}, {len(bp.params.q_primes)} primes) than "
+                             f"this key generator's context")
+    h = int(bp.sparse_weight)
+    if not bp.encapsulate and kg.hamming_weight != h:
+        got = "dense" if kg.hamming_weight is None else f"of weight {kg.hamming_weight}"
+        raise ParameterError(f"bootstrapping preset {bp.name!r} raises under the main secret "
+                             f"and needs it sparse of Hamming weight {h} "
+                             f"(KeyGenerator(ctx, hamming_weight={h})); this one is {got}")
+    elements = _elements(ctx, bp.rotations, conjugation=True)
+    total = len(elements) + 1 + 2 * bool(bp.encapsulate)
+    check_memory(total * kg.key_bytes(), f"{total} bootstrapping keys")
+    done = [0]
+
+    def step(key):
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], total)
+        return key
+
+    galois = {g: step(kg.galois_key(g)) for g in elements}
+    relin = step(kg.relin_key())
+    to_sparse = from_sparse = None
+    if bp.encapsulate:
+        eph = kg.sparse_secret(h)
+        to_sparse = step(kg.switching_key(kg.secret_key.ntt(), to=eph))
+        from_sparse = step(kg.switching_key(eph.ntt()))
+        eph.coeffs = np.zeros_like(eph.coeffs)
+        eph._ntt = eph._neg_ntt = None
+    return BootstrapKeys(ctx, relin, galois, kg.key_id, raise_weight=h,
+                         to_sparse=to_sparse, from_sparse=from_sparse)
