@@ -38,7 +38,6 @@ import math
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,6 +48,8 @@ for _var in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MK
     os.environ[_var] = "1"
 
 import numpy as np  # noqa: E402
+
+from runinfo import cpu_model, git  # noqa: E402
 
 A, B = -8.0, 8.0
 Q_BITS = [60] + [50] * 12
@@ -172,18 +173,6 @@ def timed(fn):
     elapsed = time.perf_counter() - t0
     gc.enable()
     return out, elapsed
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
-
-
-def git(*cmd) -> str:
-    return subprocess.run(["git", "-C", str(ROOT), *cmd], capture_output=True,
-                          text=True).stdout.strip()
 
 
 def main(argv=None) -> None:

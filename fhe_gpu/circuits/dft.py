@@ -111,16 +111,29 @@ def _signed(o: int, n: int) -> int:
 def bsgs_split(offsets, n: int, baby: int | None = None):
     """(stride, baby, groups): offsets o = G + b, b = stride * (o / stride mod baby), the
     giant G a multiple of baby * stride; groups maps G to its [(b, o mod n)]. ``baby``
-    defaults to the power of two nearest sqrt(span / stride)."""
+    defaults to the power of two of least cost (:func:`_bsgs_cost`)."""
     signed = sorted(_signed(int(o) % n, n) for o in offsets)
     stride = math.gcd(*signed) if any(signed) else 1
-    span = (max(signed) - min(signed)) // stride + 1
-    baby = int(baby) if baby else max(1, 2 ** round(math.log2(math.sqrt(span))))
-    groups: dict[int, list[tuple[int, int]]] = {}
-    for o in signed:
-        g, b = divmod(o // stride, baby)
-        groups.setdefault(g * baby * stride, []).append((b * stride, o % n))
-    return stride, baby, groups
+
+    def split(b):
+        groups: dict[int, list[tuple[int, int]]] = {}
+        for o in signed:
+            g, r = divmod(o // stride, b)
+            groups.setdefault(g * b * stride, []).append((r * stride, o % n))
+        return groups
+
+    if baby:
+        return stride, int(baby), split(int(baby))
+    best = min((_bsgs_cost(split(1 << e)), 1 << e) for e in range(0, 8))
+    return stride, best[1], split(best[1])
+
+
+def _bsgs_cost(groups: dict) -> float:
+    """Relative cost of a split: a hoisted baby rotation is an inner product and a ModDown
+    (~1), a giant one a ModUp and an inner product sharing one ModDown (~1.1)."""
+    babies = {b for terms in groups.values() for b, _ in terms if b}
+    giants = [g for g in groups if g]
+    return len(babies) + 1.1 * len(giants)
 
 
 def bsgs_rotations(groups: dict, n: int) -> list[int]:
@@ -135,7 +148,8 @@ class DiagonalTransform:
     Baby-step giant-step: offsets o = G + b with b a multiple of the diagonals' common
     stride below ``baby * stride``; the baby rotations rot_b(x) are hoisted (one
     decomposition), each giant sum  sum_b rot_-G(d_{G+b}) * rot_b(x)  is one fused
-    multiply-add chain, rotated by G, and the sum rescaled once. Plaintexts are encoded
+    multiply-add chain, the giants rotated by G and summed with one ModDown
+    (``rotate_sum``), and the sum rescaled once. Plaintexts are encoded
     on first use per level at scale q_level (the result keeps the input's scale) or, with
     ``out_scale``, at out_scale * q_level / input scale.
     """
@@ -180,13 +194,9 @@ class DiagonalTransform:
         pts = self._pts(ct.level, pt_scale)
         babies = sorted({b for terms in self.groups.values() for b, _ in terms})
         rot = dict(zip(babies, ev.rotate_many(ct, babies)))
-        acc = None
-        for g, terms in self.groups.items():
-            part = ev.mul_plain_sum([rot[b] for b, _ in terms], pts[g])
-            if g % self.n:
-                part = ev.rotate(part, g)
-            acc = part if acc is None else ev.add(acc, part)
-        out = ev.rescale(acc)
+        parts = [ev.mul_plain_sum([rot[b] for b, _ in terms], pts[g])
+                 for g, terms in self.groups.items()]
+        out = ev.rescale(ev.rotate_sum(parts, list(self.groups)))
         return out if out_scale is None else ev.mul_by_scale(out, out.scale / out_scale)
 
     def __repr__(self):

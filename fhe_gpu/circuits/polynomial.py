@@ -311,16 +311,13 @@ def _split(coeffs: np.ndarray, k: int):
 
 def _leaf(ev: Evaluator, coeffs: np.ndarray, basis: _Basis, level: int,
           scale: float) -> Ciphertext:
-    """sum_j coeffs[j] T_j for a low degree: one constant multiplication per term, every
-    term brought to ``scale`` at ``level`` exactly."""
+    """sum_j coeffs[j] T_j for a low degree: one integer constant per term, every term
+    brought to ``scale`` * q_(level+1) at ``level`` + 1, then one rescale."""
     if len(coeffs) < 2:
         coeffs = np.append(coeffs, 0.0)
-    out = None
-    for j in range(1, len(coeffs)):
-        if coeffs[j] == 0.0 and (j > 1 or out is not None):
-            continue
-        term = ev.mul_to_scale(ev.drop_level(basis[j], level + 1), float(coeffs[j]), scale)
-        out = term if out is None else ev.add(out, term)
+    js = [j for j in range(1, len(coeffs)) if j == 1 or coeffs[j] != 0.0]
+    out = ev.lincomb_to_scale([ev.drop_level(basis[j], level + 1) for j in js],
+                              [float(coeffs[j]) for j in js], scale)
     return ev.add(out, float(coeffs[0])) if coeffs[0] else out
 
 

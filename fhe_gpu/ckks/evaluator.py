@@ -25,6 +25,7 @@ from ..rlwe.objects import Ciphertext, Plaintext, check_fits, check_same_keys
 from ..rlwe.slab import SlabKeys
 from . import noise
 from .encoder import Encoder
+from .fused import FusedOps
 from .raising import RaiseOps
 
 SCALE_RTOL = 1e-9
@@ -47,7 +48,7 @@ def _scalar_var(a: Ciphertext, k: int):
     return noise.scalar_variance(a.noise_var, k, a.scale, a.value_bound)
 
 
-class Evaluator(RaiseOps):
+class Evaluator(RaiseOps, FusedOps):
     """Evaluates operations with public material only (evaluation keys, never a secret).
 
     ``evk=None`` allows every operation except relinearization and rotations. Ciphertexts

@@ -10,6 +10,9 @@ key set holds (s -> s') and (s' -> s) switching keys, never s'.
 """
 from __future__ import annotations
 
+import sys
+import time
+
 import numpy as np
 
 from ..errors import ParameterError
@@ -24,6 +27,12 @@ class BootstrapKeys(EvaluationKeys):
     secret's with encapsulation, else the main secret's), from which EvalMod's interval
     follows. ``to_sparse`` / ``from_sparse``: the switching keys s -> s' and s' -> s, None
     without encapsulation.
+
+    Wire format: ``btk.to_bytes()`` / ``BootstrapKeys.from_bytes(data, ctx, max_bytes)``
+    write and read a kind of their own (7, see :mod:`fhe_gpu.serialize`): raise weight,
+    both encapsulation keys and every EvaluationKeys key, each seeded (b and the seed of
+    a). ``EvaluationKeys.from_bytes`` refuses these bytes with a SerializationError
+    rather than drop the encapsulation keys; ``fhe_gpu.serialize.loads`` reads either.
     """
 
     def __init__(self, context, relin=None, galois=None, key_id: bytes = None,
@@ -50,6 +59,18 @@ def _elements(ctx, steps, conjugation: bool) -> list[int]:
     return sorted(out)
 
 
+def _stderr_progress(key_bytes: int):
+    """A progress callback drawing one updating line on stderr."""
+    start = time.perf_counter()
+
+    def show(done: int, total: int) -> None:
+        gb = done * key_bytes / 1e9
+        end = "\n" if done == total else ""
+        print(f"\r  bootstrapping keys {done}/{total} ({gb:.2f} GB, "
+              f"{time.perf_counter() - start:.1f} s)", end=end, file=sys.stderr, flush=True)
+    return show
+
+
 def generate(kg, bp, progress=None) -> BootstrapKeys:
     """The BootstrapKeys of preset ``bp`` for key generator ``kg`` (see the module doc).
 
@@ -70,11 +91,12 @@ def generate(kg, bp, progress=None) -> BootstrapKeys:
     total = len(elements) + 1 + 2 * bool(bp.encapsulate)
     check_memory(total * kg.key_bytes(), f"{total} bootstrapping keys")
     done = [0]
+    report = _stderr_progress(kg.key_bytes()) if progress is True else progress
 
     def step(key):
         done[0] += 1
-        if progress is not None:
-            progress(done[0], total)
+        if report:
+            report(done[0], total)
         return key
 
     galois = {g: step(kg.galois_key(g)) for g in elements}

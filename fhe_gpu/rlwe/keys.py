@@ -212,7 +212,8 @@ class KeyGenerator:
         """The keys of a bootstrapping preset ``bp`` (a circuits.BootstrapParameters): its
         Galois keys, conjugation, relinearization and, with sparse-secret encapsulation,
         the two keys switching to and from an ephemeral sparse secret. Public material
-        only; ``progress(done, total)`` is called after each key. See
+        only; ``progress(done, total)`` is called after each key (``True``: a line on
+        stderr with keys, GB and seconds so far). See
         :func:`fhe_gpu.rlwe.bootkeys.generate`."""
         from .bootkeys import generate
         return generate(self, bp, progress)

@@ -65,6 +65,30 @@ def apply_key(context, ext, key, level: int, galois_elt=None):
     return be.mod_down(acc, context.q_basis(level), context.p_basis)
 
 
+def automorph_sum(context, items, level: int):
+    """sum_i automorph(data_i, g_i) with one ModDown: ``items`` are (data, g, key) with
+    data (..., 2, level+1, n); the key inner products accumulate over Q_level u P (double
+    hoisting of the giant steps of a baby-step giant-step transform)."""
+    be = context.backend
+    basis, qp = context.q_basis(level), context.qp_basis(level)
+    acc = c0 = None
+    for data, g, key in items:
+        ext = decompose(context, data[..., 1, :, :], level)
+        index = _key_index(key, ext)
+        kw = {} if index is None else {"key_index": index}
+        if getattr(be, "fuses_automorphism", False):
+            kw["galois_elt"] = g
+        else:
+            ext = be.automorphism(ext, g, qp)
+        part = be.key_switch_inner(ext, key.data, qp, context.full_qp, **kw)
+        acc = part if acc is None else be.add(acc, part, qp, out=acc)
+        a0 = be.automorphism(data[..., 0, :, :], g, basis)
+        c0 = a0 if c0 is None else be.add(c0, a0, basis, out=c0)
+    k = be.mod_down(acc, basis, context.p_basis)
+    be.add(k[..., 0, :, :], c0, basis, out=k[..., 0, :, :])
+    return k
+
+
 def key_switch(context, d, key, level: int):
     """(k0, k1) with k0 + k1*s ~ d*s' for the key switching s' to s."""
     digits = -(-(level + 1) // context.alpha)

@@ -6,7 +6,8 @@ rlwe and ckks must not import. Their methods therefore call :func:`codec`, which
 whatever :mod:`fhe_gpu.serialize` registered when it was imported (``import fhe_gpu``
 imports it). A codec is any object with these four methods:
 
-* ``dump(obj) -> bytes`` for Plaintext, Ciphertext, PublicKey, EvaluationKeys, SecretKey;
+* ``dump(obj) -> bytes`` for Plaintext, Ciphertext, PublicKey, EvaluationKeys (and their
+  subclass BootstrapKeys, a kind of its own), SecretKey;
 * ``load(cls, data, ctx, max_bytes) -> obj`` the inverse, checking ``data`` holds a ``cls``;
 * ``dump_parameters(params) -> bytes``;
 * ``load_parameters(cls, data, max_bytes) -> params`` building ``cls(...)`` from the bytes.

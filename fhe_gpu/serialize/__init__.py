@@ -6,7 +6,7 @@ below its modulus, and objects made under other parameters are refused. Use the 
 of the objects (this package registers itself with ``fhe_gpu.rlwe.wire_hook``)::
 
     data = ct.to_bytes();   ct = fg.Ciphertext.from_bytes(data, ctx, max_bytes=None)
-    # also Plaintext, PublicKey, EvaluationKeys; sk.to_bytes(secret=True) /
+    # also Plaintext, PublicKey, EvaluationKeys, BootstrapKeys; sk.to_bytes(secret=True) /
     # SecretKey.from_bytes(data, ctx); params.to_bytes() / Parameters.from_bytes(data)
 
 or :func:`dumps` / :func:`loads` (kind taken from the header) and :func:`peek`.
@@ -16,20 +16,23 @@ Versions
     ``value_bound`` to the Plaintext / Ciphertext header. fhe_gpu is pre-1.0 and keeps no
     reader for older versions: version 1 data is refused with a SerializationError that
     names version 1 (re-serialize such objects with the current fhe_gpu). Any other
-    version is refused likewise.
+    version is refused likewise. Kind 7 (BootstrapKeys) was added within version 2: it
+    changes no other kind, so existing version-2 data reads as before, and readers from
+    before it refuse kind 7 data as an unknown kind (SerializationError).
 
 Common header (56 bytes, little-endian, struct ``<4sHBB32s16s``)
     ========  =====  ==========================================================
     magic     4s     ``b"FHEG"``
     version   u16    2 (readers refuse versions they do not know)
     kind      u8     1 Parameters, 2 Plaintext, 3 Ciphertext, 4 PublicKey,
-                     5 EvaluationKeys, 6 SecretKey
+                     5 EvaluationKeys, 6 SecretKey, 7 BootstrapKeys
     flags     u8     bit 0 SEEDED (Ciphertext, PublicKey); other bits must be 0
     fpr       32s    parameter fingerprint (``Parameters.fingerprint``); must equal
                      the reading context's, else ContextMismatchError
     key_id    16s    id of the key set (``keys.KEY_ID_BYTES``); all zeros = none /
-                     unknown. SecretKey, PublicKey, EvaluationKeys: nonzero (the
-                     object's ``key_id``; a zero id is refused on write and on load).
+                     unknown. SecretKey, PublicKey, EvaluationKeys, BootstrapKeys:
+                     nonzero (the object's ``key_id``; a zero id is refused on write
+                     and on load).
                      Ciphertext: its ``key_id``, zeros for None (loaded as None).
                      Parameters, Plaintext: zeros (anything else is refused).
     ========  =====  ==========================================================
@@ -81,6 +84,15 @@ Per kind, after the common header (Q_l = q_0..q_level, QP = q_0..q_L, p_0..p_{K-
         flags (bit 0 SEEDED), log_n, digits (= ceil((L+1)/alpha)), limbs (= L+1+K); then
         digits x (b, a) polynomials over QP, or SEEDED: digits b polynomials then the
         32-byte seed of all a_j (label b"ksk").
+    BootstrapKeys (7)  ``<IB`` raise_weight (<= n; 0 = not stated), encapsulated (0/1);
+        then, if encapsulated, the record of ``to_sparse`` (s -> s') and the record of
+        ``from_sparse`` (s' -> s), each as an EvaluationKeys record (seeded likewise, label
+        b"ksk"); then the EvaluationKeys body (everything after kind 5's common header).
+        No secret is written: the ephemeral secret s' is never part of the keys.
+        ``EvaluationKeys.from_bytes`` refuses kind 7 data (SerializationError naming
+        ``BootstrapKeys.from_bytes``) rather than drop the encapsulation keys silently, and
+        ``BootstrapKeys.from_bytes`` refuses kind 5 data (no raise weight); ``loads``
+        returns whichever the kind byte says.
     SecretKey (6)  ``<B`` log_n; then one row of n coefficients s_i + 1 in {0, 1, 2} at 2
         bits. Written only by ``sk.to_bytes(secret=True)``.
 
@@ -89,7 +101,8 @@ The data must end exactly where the header says; trailing bytes are an error.
 Validation and limits
     ``max_bytes`` (default :data:`DEFAULT_MAX_BYTES`, 2 GiB) bounds ``len(data)`` and the
     bytes decoding may allocate: the decoded arrays, the scratch of seed expansion and a
-    fixed 64 KiB for everything else (checked with tracemalloc by the fuzz tests). All
+    fixed 64 KiB for everything else (checked with tracemalloc by the fuzz tests); for
+    BootstrapKeys the arrays are all their switching keys, encapsulation keys included. All
     counts, levels, shapes and the total length are checked against the context and the
     data length before the first array is allocated. Every failure raises
     SerializationError (with the offending and the expected values), or
@@ -102,6 +115,7 @@ import struct
 
 from ..errors import ContextMismatchError, ParameterError, SerializationError
 from ..rlwe import wire_hook
+from ..rlwe.bootkeys import BootstrapKeys
 from ..rlwe.context import Context
 from ..rlwe.keys import EvaluationKeys, PublicKey, SecretKey
 from ..rlwe.objects import Ciphertext, Plaintext
@@ -109,12 +123,14 @@ from . import keys, params, tensors
 from .format import (DEFAULT_MAX_BYTES, HEADER_TAIL, MAGIC, NO_KEY_ID, SUPPORTED_VERSIONS,
                      VERSION, Kind, Reader, check_max_bytes, kind_name, read_prefix)
 
+# subclasses before their bases: the first entry whose class matches is taken
 _DUMP = [(Ciphertext, tensors.dump_tensor), (Plaintext, tensors.dump_tensor),
-         (PublicKey, tensors.dump_public_key), (EvaluationKeys, keys.dump_evaluation_keys),
-         (SecretKey, tensors.dump_secret_key)]
+         (PublicKey, tensors.dump_public_key), (BootstrapKeys, keys.dump_bootstrap_keys),
+         (EvaluationKeys, keys.dump_evaluation_keys), (SecretKey, tensors.dump_secret_key)]
 _LOAD = {Kind.PLAINTEXT: (Plaintext, tensors.load_tensor),
          Kind.CIPHERTEXT: (Ciphertext, tensors.load_tensor),
          Kind.PUBLIC_KEY: (PublicKey, tensors.load_public_key),
+         Kind.BOOTSTRAP_KEYS: (BootstrapKeys, keys.load_bootstrap_keys),
          Kind.EVALUATION_KEYS: (EvaluationKeys, keys.load_evaluation_keys),
          Kind.SECRET_KEY: (SecretKey, tensors.load_secret_key)}
 _DATA_ERRORS = (struct.error, ValueError, TypeError, OverflowError, IndexError, KeyError,
@@ -135,7 +151,8 @@ class WireCodec:
     """The codec registered with :mod:`fhe_gpu.rlwe.wire_hook` (see its docstring)."""
 
     def dump(self, obj) -> bytes:
-        """The wire bytes of a Plaintext, Ciphertext, PublicKey, EvaluationKeys or SecretKey."""
+        """The wire bytes of a Plaintext, Ciphertext, PublicKey, EvaluationKeys,
+        BootstrapKeys or SecretKey."""
         for cls, fn in _DUMP:
             if isinstance(obj, cls):
                 return _guarded(fn, obj)

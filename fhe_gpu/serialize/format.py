@@ -40,7 +40,7 @@ class KeyIdRule(enum.Enum):
 
     NONE = "none"            # always zero (Parameters, Plaintext)
     OPTIONAL = "optional"    # zero = unknown (Ciphertext)
-    REQUIRED = "required"    # nonzero (SecretKey, PublicKey, EvaluationKeys)
+    REQUIRED = "required"    # nonzero (SecretKey, PublicKey, EvaluationKeys, BootstrapKeys)
 
 
 class Kind(enum.IntEnum):
@@ -52,6 +52,7 @@ class Kind(enum.IntEnum):
     PUBLIC_KEY = 4
     EVALUATION_KEYS = 5
     SECRET_KEY = 6
+    BOOTSTRAP_KEYS = 7
 
 
 def codec_module():
