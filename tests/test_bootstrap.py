@@ -262,3 +262,20 @@ def test_bootstrap_errors_are_typed():
         fc.Bootstrapper(w.ctx, partial, w.bp)
     with pytest.raises(LevelError, match="level 0"):
         w.ev.mod_raise(w.encrypt(z, level=2))
+
+
+def test_fused_ops_agree_between_evaluator_and_simulator():
+    w = world()
+    z = w.vector(12)
+    sim = fg.Simulator(w.bp.params, rotations=[1, 3])
+    s_ct, e_ct = sim.encrypt(z, level=4), w.encrypt(z, level=4)
+    for ev, ct, dec in ((sim, s_ct, sim.decrypt), (w.ev, e_ct, w.decrypt)):
+        got = dec(ev.lincomb_to_scale([ct, ev.mul_by_i(ct)], [0.5, -2.0], ct.scale))
+        assert np.abs(got - (0.5 * z - 2j * z)).max() < 2 ** -20
+        assert np.abs(dec(ev.mul_int(ct, 3)) - 3 * z).max() < 2 ** -20
+    steps = [0, 1, 3]
+    want = sum(np.roll(z, -k) for k in steps)
+    rot = w.kg.evaluation_keys(rotations=[1, 3])
+    ev = fg.Evaluator(w.ctx, rot)
+    assert np.abs(w.decrypt(ev.rotate_sum([e_ct] * 3, steps)) - want).max() < 2 ** -20
+    assert np.abs(sim.decrypt(sim.rotate_sum([s_ct] * 3, steps)) - want).max() < 2 ** -20

@@ -157,7 +157,7 @@ class Bootstrapper:
         """The cleartext twin: the same transforms, EvalMod polynomial and double angles
         on NumPy slots, without noise and with I = 0; returns ~z (its distance to z is the
         approximation error of the pipeline)."""
-        ctx, bp = self.ctx, self.bp
+        ctx = self.ctx
         q0 = float(ctx.q_primes[0])
         scale = ctx.default_scale if scale is None else scale
         x = np.asarray(z, dtype=np.complex128) * scale / q0

@@ -183,7 +183,8 @@ class DiagonalTransform:
             enc = self._encoder
             self._plain = {k: v for k, v in self._plain.items() if k[0] != level}
             self._plain[key] = {
-                g: [enc.encode(np.roll(self.diagonals[o], g), level=level, scale=scale)
+                g: [enc.encode(np.roll(self.diagonals[o], g), level=level, scale=scale,
+                               keep_values=False)
                     for _, o in terms] for g, terms in self.groups.items()}
         return self._plain[key]
 

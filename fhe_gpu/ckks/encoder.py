@@ -39,8 +39,13 @@ class Encoder:
         self._twist = np.exp(1j * np.pi * np.arange(n) / n)
 
     # ---------------------------------------------------------------- encode
-    def encode(self, values, level: int | None = None, scale: float | None = None) -> Plaintext:
+    def encode(self, values, level: int | None = None, scale: float | None = None,
+               keep_values: bool = True) -> Plaintext:
         """Encode ``values`` of shape (k,) or (batch, k), 1 <= k <= slots (zero-padded).
+
+        ``keep_values``: the plaintext keeps a compact copy of the values (at most a quarter
+        of its bytes) for the Simulator's fast path; False for plaintexts only ever
+        multiplied encrypted (bootstrapping's DFT diagonals: 160 MB at N = 2^16).
 
         Raises ParameterError for no values, too many values or non-finite ones,
         LevelError for a level outside [0, max_level], ModulusOverflowError when
@@ -64,8 +69,8 @@ class Encoder:
         res = be.to_device(_residues(np.round(m), basis.primes, scale))
         real = not np.any(z.imag)
         pt = Plaintext(be.ntt(res, basis), level, scale, ctx, value_bound=bound, real=real)
-        kept = EncodedValues.of(z.real if real else z)
-        if kept.nbytes * 4 <= pt.nbytes:
+        kept = EncodedValues.of(z.real if real else z) if keep_values else None
+        if kept is not None and kept.nbytes * 4 <= pt.nbytes:
             pt._encoded_values = kept
         return pt
 

@@ -55,6 +55,7 @@ from .context import Context
 from .evaluator import MAX_SCALAR, _real, align_levels, match_scales
 from .parameters import Parameters
 from .simerror import NormalPool, SampledError, VarianceError
+from .simfused import SimFusedOps
 from .simnoise import NoiseTerms
 from .simobjects import (SIM_PLAINTEXTS, SimCiphertext, SimKeys, SimPlaintext,
                          slot_values, decode_plaintexts)
@@ -70,7 +71,7 @@ def _prod_or_none(*xs):
     return None if any(x is None for x in xs) else float(math.prod(xs))
 
 
-class Simulator:
+class Simulator(SimFusedOps):
     """The Evaluator's interface over cleartext slots, predicting the error.
 
     Parameters

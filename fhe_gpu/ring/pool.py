@@ -20,6 +20,8 @@ from collections import OrderedDict
 
 import numpy as np
 
+#: an idle buffer serves requests down to 1 / FIT_RATIO of its size
+FIT_RATIO = 1.25
 #: arrays smaller than this come from np.empty (malloc reuses small blocks already)
 MIN_BYTES = 16 << 20
 def _physical_bytes() -> int:
@@ -50,7 +52,7 @@ class BufferPool:
         if nbytes < self.min_bytes:
             return np.empty(shape, dtype=dtype)
         buf = self._take(nbytes) or bytearray(nbytes)
-        flat = np.frombuffer(buf, dtype=dtype)
+        flat = np.frombuffer(buf, dtype=dtype, count=nbytes // np.dtype(dtype).itemsize)
         owner = flat.base            # the memoryview numpy holds: every derived array keeps it
         if not isinstance(owner, memoryview):
             raise RuntimeError(f"np.frombuffer kept a {type(owner).__name__}, not a "
@@ -59,13 +61,22 @@ class BufferPool:
         return flat.reshape(shape)
 
     def _take(self, nbytes: int):
+        """The smallest idle buffer of nbytes to FIT_RATIO * nbytes bytes (arrays of one
+        transform at neighbouring levels differ by a limb: they share buffers)."""
         with self._lock:
+            best = None
             for key, buf in self._idle.items():
-                if len(buf) == nbytes:
-                    del self._idle[key]
-                    self._idle_bytes -= nbytes
-                    return buf
-        return None
+                size = len(buf)
+                if nbytes <= size <= nbytes * FIT_RATIO and (best is None or
+                                                             size < len(best[1])):
+                    best = (key, buf)
+                    if size == nbytes:
+                        break
+            if best is None:
+                return None
+            del self._idle[best[0]]
+            self._idle_bytes -= len(best[1])
+            return best[1]
 
     def _release(self, buf: bytearray) -> None:
         with self._lock:

@@ -99,13 +99,17 @@ def generate(kg, bp, progress=None) -> BootstrapKeys:
             report(done[0], total)
         return key
 
-    galois = {g: step(kg.galois_key(g)) for g in elements}
-    relin = step(kg.relin_key())
+    seeded = ctx.backend.name == "cpu"       # half the memory; a expanded per use
+    s = kg.secret_key.ntt()
+    be, qp = ctx.backend, ctx.full_qp
+    galois = {g: step(kg.switching_key(be.automorphism(s, g, qp), seeded=seeded))
+              for g in elements}
+    relin = step(kg.switching_key(be.mul(s, s, qp), seeded=seeded))
     to_sparse = from_sparse = None
     if bp.encapsulate:
         eph = kg.sparse_secret(h)
-        to_sparse = step(kg.switching_key(kg.secret_key.ntt(), to=eph))
-        from_sparse = step(kg.switching_key(eph.ntt()))
+        to_sparse = step(kg.switching_key(s, to=eph, seeded=seeded))
+        from_sparse = step(kg.switching_key(eph.ntt(), seeded=seeded))
         eph.coeffs = np.zeros_like(eph.coeffs)
         eph._ntt = eph._neg_ntt = None
     return BootstrapKeys(ctx, relin, galois, kg.key_id, raise_weight=h,

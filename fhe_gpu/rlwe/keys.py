@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import KeyMissingError, ParameterError, SerializationError
 from . import wire_hook
 from .resources import check_memory
-from .sampling import Sampler, to_rns, uniform_poly
+from .sampling import Sampler, to_rns, uniform_poly, uniform_poly_row
 
 
 #: bytes of a key id: the public name of a key set (SecretKey, PublicKey, EvaluationKeys
@@ -94,6 +94,36 @@ class SwitchingKey:
         self.fingerprint = context.fingerprint
 
 
+class SeededSwitchingKey(SwitchingKey):
+    """A switching key held as its b part and the seed of its uniform a: half the memory.
+
+    ``data`` expands the whole key (digits, 2, limbs, n) on each access (for the wire and
+    key slabs); :meth:`operand` expands only the digits and limbs one key switch reads,
+    into a per-thread buffer (about 15 % more time per key switch on the CPU)."""
+
+    def __init__(self, b, context, seed: bytes):
+        self.b = b
+        self.context = context
+        self.seed = bytes(seed)
+        self.fingerprint = context.fingerprint
+
+    @property
+    def data(self):
+        ctx = self.context
+        a = uniform_poly(self.seed, b"ksk", ctx.full_qp.primes, ctx.n, batch=self.b.shape[0])
+        return np.stack([self.b, a], axis=1)
+
+    def operand(self, basis, digits: int, out):
+        """The key over ``basis`` (limbs of Q_level u P), its first ``digits`` digits, in
+        ``out`` (digits, 2, len(basis), n)."""
+        ctx = self.context
+        idx = [ctx.full_qp.primes.index(q) for q in basis.primes]
+        for j in range(digits):
+            np.take(self.b[j], idx, axis=0, out=out[j, 0])
+            uniform_poly_row(self.seed, b"ksk", basis.primes, ctx.n, j, out=out[j, 1])
+        return out
+
+
 class EvaluationKeys(wire_hook.WireMethods):
     """Relinearization key and Galois keys (by Galois element) of the key set ``key_id``.
     Holds no secret."""
@@ -167,9 +197,10 @@ class KeyGenerator:
         b = be.mul_add(a, self.secret_key.neg_ntt(), self._noise((), qp), qp)
         return PublicKey(ctx.backend.xp.stack([b, a]), ctx, seed, self.key_id)
 
-    def switching_key(self, s_from, to: SecretKey | None = None) -> SwitchingKey:
+    def switching_key(self, s_from, to: SecretKey | None = None,
+                      seeded: bool = False) -> SwitchingKey:
         """A key switching ``s_from`` (evaluation form over Q u P) to the secret key (or
-        to the secret ``to``).
+        to the secret ``to``); ``seeded``: a :class:`SeededSwitchingKey` (host backends).
 
         b_j = -a_j*s + e_j + g_j*s_from: the gadget term P*s_from is added to e_j on the
         limbs of digit j only, then one fused multiply-add makes b.
@@ -189,6 +220,8 @@ class KeyGenerator:
             s0, s1 = j * ctx.alpha, min((j + 1) * ctx.alpha, nq)
             e[j, s0:s1] = be.add(e[j, s0:s1], s_p[s0:s1], q_basis[s0:s1])
         b = be.mul_add(a, target.neg_ntt(), e, qp, out=e)
+        if seeded:
+            return SeededSwitchingKey(be.to_host(b), ctx, seed)
         return SwitchingKey(xp.stack([b, a], axis=1), ctx, seed)
 
     def key_bytes(self) -> int:

@@ -44,6 +44,20 @@ def _key_index(key, ext):
     return index
 
 
+def key_operand(context, key, ext, level: int):
+    """(array, key basis) of ``key`` for switching ``ext`` at ``level``: a key's full data
+    over Q u P, or a seeded key expanded over just Q_level u P and the digits ext has (into
+    a per-thread buffer)."""
+    if not hasattr(key, "operand"):
+        return key.data, context.full_qp
+    qp = context.qp_basis(level)
+    digits = ext.shape[-3]
+    buf = _scratch(context.backend, "key", (digits, 2, len(qp), context.n))
+    if buf is None:                   # a device backend: the whole key, copied over
+        return context.backend.to_device(key.data), context.full_qp
+    return key.operand(qp, digits, buf), qp
+
+
 def apply_key(context, ext, key, level: int, galois_elt=None):
     """Inner product of decomposed digits with ``key`` then ModDown: (..., 2, level+1, n).
 
@@ -61,7 +75,8 @@ def apply_key(context, ext, key, level: int, galois_elt=None):
         kw["galois_elt"] = galois_elt
     elif galois_elt is not None:
         ext = be.automorphism(ext, galois_elt, qp)
-    acc = be.key_switch_inner(ext, key.data, qp, context.full_qp, out=acc, **kw)
+    kdata, kbasis = key_operand(context, key, ext, level)
+    acc = be.key_switch_inner(ext, kdata, qp, kbasis, out=acc, **kw)
     return be.mod_down(acc, context.q_basis(level), context.p_basis)
 
 
@@ -80,7 +95,8 @@ def automorph_sum(context, items, level: int):
             kw["galois_elt"] = g
         else:
             ext = be.automorphism(ext, g, qp)
-        part = be.key_switch_inner(ext, key.data, qp, context.full_qp, **kw)
+        kdata, kbasis = key_operand(context, key, ext, level)
+        part = be.key_switch_inner(ext, kdata, qp, kbasis, **kw)
         acc = part if acc is None else be.add(acc, part, qp, out=acc)
         a0 = be.automorphism(data[..., 0, :, :], g, basis)
         c0 = a0 if c0 is None else be.add(c0, a0, basis, out=c0)

@@ -76,6 +76,18 @@ def uniform_poly(seed: bytes, label: bytes, primes, n: int, batch: int = 0) -> n
     return data if batch else data[0]
 
 
+def uniform_poly_row(seed: bytes, label: bytes, primes, n: int, row: int, out) -> np.ndarray:
+    """Batch row ``row`` of :func:`uniform_poly` (seed, label, primes, n, batch > row)
+    written into ``out`` (len(primes), n), C-contiguous uint64: the same values."""
+    primes = [int(q) for q in primes]
+    inits = np.stack([_chacha_state(seed, label + b"/%d/%d" % (row, q)) for q in primes])
+    qs = np.array(primes, dtype=np.uint64)
+    ratios = np.array([(1 << 64) // q for q in primes], dtype=np.uint64)
+    limits = np.array([((1 << 64) // q) * q - 1 for q in primes], dtype=np.uint64)
+    _numba_sampling.uniform_kernel(inits, qs, limits, ratios, out)
+    return out
+
+
 class Sampler:
     """A CSPRNG stream: ChaCha20 keystreams keyed from a 32-byte seed (OS entropy when None).
 

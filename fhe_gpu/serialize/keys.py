@@ -38,20 +38,21 @@ def _key_layout(ctx) -> Layout:
 
 
 def _dump_record(w: Writer, key: SwitchingKey, ctx, layout: Layout) -> None:
-    shape = tuple(key.data.shape)
+    data = key.data                   # a seeded key expands its a here, once
+    shape = tuple(data.shape)
     want = (digits(ctx), 2, layout.limbs, ctx.n)
     if shape != want:
         raise SerializationError(f"switching key of shape {shape} does not match the "
                                  f"context's {want}")
     seed = getattr(key, "seed", None)
     seeded = seed is not None and seed_matches(seed, LABEL_KSK, ctx.q_primes[0], ctx.n,
-                                               to_host(ctx, key.data[0, 1, 0]))
+                                               to_host(ctx, data[0, 1, 0]))
     w.put(KEY_RECORD.pack(FLAG_SEEDED if seeded else 0, log_n(ctx), want[0], layout.limbs))
     if seeded:
-        w.put_polys(key.data[:, 0], layout)
+        w.put_polys(data[:, 0], layout)
         w.put(bytes(seed))
     else:
-        w.put_polys(key.data, layout)
+        w.put_polys(data, layout)
 
 
 def _dump_body(w: Writer, evk: EvaluationKeys, ctx, layout: Layout) -> None:
