@@ -279,3 +279,39 @@ def test_fused_ops_agree_between_evaluator_and_simulator():
     ev = fg.Evaluator(w.ctx, rot)
     assert np.abs(w.decrypt(ev.rotate_sum([e_ct] * 3, steps)) - want).max() < 2 ** -20
     assert np.abs(sim.decrypt(sim.rotate_sum([s_ct] * 3, steps)) - want).max() < 2 ** -20
+
+
+def test_sparse_slots_bootstrap_to_the_replicated_input():
+    w = world("toy-N11-s128")
+    n, slots = w.bp.slots, w.ctx.slots
+    assert n == 128 and w.bp.subsum_steps == [128, 256, 512]
+    assert len(w.bp.rotations) < len(world().bp.rotations)
+    z = w.vector(13)[:n]
+    padded = np.zeros(slots, dtype=complex)
+    padded[:n] = z
+    out = w.bt.bootstrap(w.encrypt(padded))
+    assert out.level == w.bp.output_level and out.scale == w.ctx.default_scale
+    s = stats(np.tile(z, slots // n), w.decrypt(out))
+    assert min(s.real.mean, s.imag.mean) >= w.bound_bits(), s
+    assert stats(np.tile(z, slots // n), w.bt.plain(padded)).min > s.min + 4
+    with pytest.raises(ParameterError, match="log_slots"):
+        _with_log_slots(w.bp, 1)
+
+
+def _with_log_slots(bp, log_slots):
+    from dataclasses import replace
+    return replace(bp, log_slots=log_slots)
+
+
+def test_compact_and_full_keys_bootstrap_bit_identically():
+    w = world("toy-N10")
+    keys = {c: fg.KeyGenerator(w.ctx, seed=b"c" * 32).bootstrap_keys(w.bp, compact=c)
+            for c in (True, False)}
+    assert all(hasattr(k, "operand") for k in keys[True].galois.values())
+    assert all(not hasattr(k, "operand") for k in keys[False].galois.values())
+    for g, key in keys[False].galois.items():
+        np.testing.assert_array_equal(key.data, keys[True].galois[g].data)
+    ct = fg.Encryptor(w.ctx, fg.KeyGenerator(w.ctx, seed=b"c" * 32).public_key()).encrypt(
+        w.enc.encode(w.vector(14), level=0))
+    a, b = (fc.Bootstrapper(w.ctx, keys[c], w.bp).bootstrap(ct) for c in (True, False))
+    np.testing.assert_array_equal(a.data, b.data)

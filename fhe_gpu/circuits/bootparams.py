@@ -41,9 +41,15 @@ class BootstrapParameters:
     security: int | None
     message_bound: float = 1.0
     residual_bits: int = 16
+    log_slots: int | None = None
     params: Parameters = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
+        if self.log_slots is not None and not \
+                max(self.cts_budget, self.stc_budget) <= self.log_slots < self.log_n:
+            raise ParameterError(f"log_slots must be in [{max(self.cts_budget, self.stc_budget)}"
+                                 f", {self.log_n - 1}] (the level budgets and N/2), got "
+                                 f"{self.log_slots}")
         q_bits = [self.q0_bits] + [self.scale_bits] * (self.levels_left + self.stc_budget) \
             + [self.q0_bits] * (self.evalmod_depth + self.cts_budget)
         params = Parameters(log_n=self.log_n, q_bits=q_bits, scale_bits=self.scale_bits,
@@ -52,8 +58,19 @@ class BootstrapParameters:
 
     @property
     def slots(self) -> int:
-        """Slots bootstrapped: N/2 (full packing)."""
-        return self.params.slots
+        """Slots bootstrapped: N/2 (full packing) or 2^log_slots (sparse: the output holds
+        the input's slots summed with period ``slots``, i.e. replicated when the slots from
+        ``slots`` on are zero)."""
+        return self.params.slots if self.log_slots is None else 1 << self.log_slots
+
+    @property
+    def subsum_steps(self) -> list[int]:
+        """Rotations of the trace onto the sparse subring (none for full slots)."""
+        steps, k = [], self.slots
+        while k < self.params.slots:
+            steps.append(k)
+            k *= 2
+        return steps
 
     @property
     def K(self) -> int:
@@ -85,10 +102,10 @@ class BootstrapParameters:
     @property
     def rotations(self) -> list[int]:
         """Every slot rotation of the two homomorphic DFTs (conjugation comes on top)."""
-        n, m = self.params.slots, 2 * self.params.n
-        steps: set[int] = set()
+        n = self.slots
+        steps: set[int] = set(self.subsum_steps)
         for inverse, budget in ((True, self.cts_budget), (False, self.stc_budget)):
-            for d in dft_factors(n, m, budget, inverse):
+            for d in dft_factors(n, 4 * n, budget, inverse):
                 steps |= set(bsgs_rotations(bsgs_split(d, n)[2], n))
         return sorted(steps)
 
@@ -109,7 +126,7 @@ class BootstrapParameters:
         """One line: N, chain, log QP, security, levels per stage."""
         p = self.params
         sec = f"{p.security}-bit" if p.security else "INSECURE (toy, for tests)"
-        return (f"{self.name}: N=2^{p.log_n}, {len(p.q_primes)} primes, log QP "
+        return (f"{self.name}: N=2^{p.log_n}, {self.slots} slots, {len(p.q_primes)} primes, log QP "
                 f"{p.log_qp:.0f}, {sec}; K={self.K} (h={self.sparse_weight}"
                 f"{', encapsulated' if self.encapsulate else ''}), levels {self.stages}")
 
@@ -119,7 +136,8 @@ _N16 = dict(log_n=16, scale_bits=50, q0_bits=60, cts_budget=3, stc_budget=3, deg
 _TOY = dict(scale_bits=40, q0_bits=52, degree=31, dnum=3, security=None, residual_bits=12)
 
 #: name -> settings. N16: 128-bit, dense main secret + encapsulation (h = 32), or a sparse
-#: main secret (h = 192). toy-*: insecure small rings for CI (encapsulated, h = 32).
+#: main secret (h = 192). toy-*: insecure small rings for CI (encapsulated, h = 32; -s128:
+#: 128 sparse slots).
 PRESETS = {
     "N16": dict(_N16, levels_left=6, sparse_weight=32, encapsulate=True, double_angle=4),
     "N16-sparse": dict(_N16, levels_left=4, sparse_weight=192, encapsulate=False,
@@ -130,6 +148,8 @@ PRESETS = {
                     sparse_weight=32, encapsulate=True, double_angle=4),
     "toy-N12": dict(_TOY, log_n=12, levels_left=2, cts_budget=3, stc_budget=3,
                     sparse_weight=32, encapsulate=True, double_angle=4),
+    "toy-N11-s128": dict(_TOY, log_n=11, levels_left=2, cts_budget=2, stc_budget=2,
+                         sparse_weight=32, encapsulate=True, double_angle=4, log_slots=7),
     "toy-N11-sparse": dict(_TOY, log_n=11, levels_left=2, cts_budget=2, stc_budget=2,
                            sparse_weight=192, encapsulate=False, double_angle=6),
 }

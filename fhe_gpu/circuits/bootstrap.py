@@ -6,7 +6,10 @@
 
 Pipeline (each stage an Evaluator call sequence, each with its cleartext twin):
 1. ModRaise (with sparse-secret encapsulation): t = m + q0 I over the whole chain, read
-   at scale q0 so the coefficients are x = I + m / q0.
+   at scale q0 so the coefficients are x = I + m / q0. With sparse slots (n < N/2) the
+   trace onto the subring Z[X^(N/2n)] follows: log2(N/2n) rotations by n, 2n, ... summed,
+   which zero the coefficients off the subring and multiply the others by N/2n (divided
+   out in CoeffsToSlots); the DFTs then work on n slots (period-n slot vectors).
 2. CoeffsToSlots: the inverse special FFT in ``cts_budget`` sparse transforms, with 1 / (2K)
    folded in; conjugation splits the real and imaginary parts: two ciphertexts whose slots
    hold u = x / K for the N coefficients (bit-reversed order).
@@ -48,12 +51,14 @@ class Bootstrapper:
                 f"Hamming weight {bp.sparse_weight}, but these keys raise under weight "
                 f"{weight}: generate them with KeyGenerator.bootstrap_keys(bp)")
         self.ctx, self.keys, self.bp = ctx, keys, bp
-        n, m = ctx.slots, 2 * ctx.n
-        cts = dft_factors(n, m, bp.cts_budget, inverse=True)
-        cts[0] = {o: v / (2.0 * bp.K) for o, v in cts[0].items()}
-        self.coeffs_to_slots = [DiagonalTransform(ctx, d, name=f"CoeffsToSlots {i}")
+        n = self.slots = bp.slots
+        #: the trace onto the sparse subring multiplies coefficients by this (1: full slots)
+        self.trace_gain = ctx.slots // n
+        cts = dft_factors(n, 4 * n, bp.cts_budget, inverse=True)
+        cts[0] = {o: v / (2.0 * bp.K * self.trace_gain) for o, v in cts[0].items()}
+        self.coeffs_to_slots = [DiagonalTransform(ctx, d, name=f"CoeffsToSlots {i}", period=n)
                                 for i, d in enumerate(cts)]
-        self._stc = dft_factors(n, m, bp.stc_budget, inverse=False)
+        self._stc = dft_factors(n, 4 * n, bp.stc_budget, inverse=False)
         self._stc_cache: dict = {}
         self.evalmod = EvalMod(bp.K, bp.degree, bp.double_angle)
         self._check_keys()
@@ -73,7 +78,8 @@ class Bootstrapper:
         key = float(factor)
         if key not in self._stc_cache:
             first = {o: v * factor for o, v in self._stc[0].items()}
-            self._stc_cache = {key: [DiagonalTransform(self.ctx, d, name=f"SlotsToCoeffs {i}")
+            self._stc_cache = {key: [DiagonalTransform(self.ctx, d, name=f"SlotsToCoeffs {i}",
+                                                       period=self.slots)
                                      for i, d in enumerate([first] + self._stc[1:])]}
         return self._stc_cache[key]
 
@@ -137,6 +143,8 @@ class Bootstrapper:
         raised = ev.mod_raise(ct)
         x = ev.assume_bound(ev.mul_by_scale(raised, raised.scale / q0),
                             ctx.slots * math.sqrt(2.0) * (bp.K + 1))
+        for k in bp.subsum_steps:            # the trace: coefficients off the subring -> 0
+            x = ev.add(x, ev.rotate(x, k))
         for lt in self.coeffs_to_slots:
             x = lt.apply(ev, x)
         conj = ev.conjugate(x)
@@ -144,7 +152,7 @@ class Bootstrapper:
         im = ev.assume_bound(ev.mul_by_i(ev.sub(x, conj), 3), 1.0)
         re, im = self.evalmod.apply(ev, re), self.evalmod.apply(ev, im)
         y = ev.add(re, ev.mul_by_i(im))
-        stc = self._slots_to_coeffs(q0 / (2.0 * math.pi * ct.scale))
+        stc = self._slots_to_coeffs(q0 * self.trace_gain / (2.0 * math.pi * ct.scale))
         for lt in stc[:-1]:
             y = lt.apply(ev, y)
         y = stc[-1].apply(ev, y, out_scale=out_scale)
@@ -154,20 +162,22 @@ class Bootstrapper:
         return ev.assume_bound(y, bp.message_bound * (1 + 2.0 ** -8))
 
     def plain(self, z: np.ndarray, scale: float | None = None) -> np.ndarray:
-        """The cleartext twin: the same transforms, EvalMod polynomial and double angles
-        on NumPy slots, without noise and with I = 0; returns ~z (its distance to z is the
-        approximation error of the pipeline)."""
+        """The cleartext twin: the same trace, transforms, EvalMod polynomial and double
+        angles on NumPy slots, without noise and with I = 0; returns ~z (~z summed with
+        period ``slots`` for sparse slots; its distance to that is the approximation error
+        of the pipeline)."""
         ctx = self.ctx
         q0 = float(ctx.q_primes[0])
         scale = ctx.default_scale if scale is None else scale
         x = np.asarray(z, dtype=np.complex128) * scale / q0
+        x = x.reshape(x.shape[:-1] + (self.trace_gain, self.slots)).sum(axis=-2)
         for lt in self.coeffs_to_slots:
             x = lt.plain(x)
         re, im = 2 * x.real, 2 * x.imag
         y = self.evalmod.plain(re) + 1j * self.evalmod.plain(im)
-        for lt in self._slots_to_coeffs(q0 / (2.0 * math.pi * scale)):
+        for lt in self._slots_to_coeffs(q0 * self.trace_gain / (2.0 * math.pi * scale)):
             y = lt.plain(y)
-        return y
+        return np.tile(y, self.trace_gain)
 
     def __repr__(self):
         return (f"Bootstrapper({self.bp.name}: {len(self.coeffs_to_slots)} + "

@@ -152,11 +152,17 @@ class DiagonalTransform:
     (``rotate_sum``), and the sum rescaled once. Plaintexts are encoded
     on first use per level at scale q_level (the result keeps the input's scale) or, with
     ``out_scale``, at out_scale * q_level / input scale.
+
+    ``period`` n < slots: M acts on slot vectors of period n (diagonals of length n, tiled
+    over the slots; a rotation by o equals one by o mod n on such vectors).
     """
 
-    def __init__(self, ctx, diagonals: dict, baby: int | None = None, name: str = "M"):
+    def __init__(self, ctx, diagonals: dict, baby: int | None = None, name: str = "M",
+                 period: int | None = None):
         self.ctx, self.name = ctx, name
-        self.n = ctx.slots
+        self.n = ctx.slots if period is None else int(period)
+        if self.n < 1 or ctx.slots % self.n:
+            raise ParameterError(f"period must divide the {ctx.slots} slots, got {period!r}")
         self.diagonals = {int(o) % self.n: np.asarray(v, dtype=np.complex128)
                           for o, v in diagonals.items()}
         self.stride, self.baby, self.groups = bsgs_split(self.diagonals, self.n, baby)
@@ -174,17 +180,17 @@ class DiagonalTransform:
         return 1
 
     def plain(self, z: np.ndarray) -> np.ndarray:
-        """The cleartext twin: M z."""
+        """The cleartext twin: M z (z of length ``period``)."""
         return apply_plain(self.diagonals, z)
 
     def _pts(self, level: int, scale: float):
         key = (level, scale)
         if key not in self._plain:
-            enc = self._encoder
+            enc, reps = self._encoder, self.ctx.slots // self.n
             self._plain = {k: v for k, v in self._plain.items() if k[0] != level}
             self._plain[key] = {
-                g: [enc.encode(np.roll(self.diagonals[o], g), level=level, scale=scale,
-                               keep_values=False)
+                g: [enc.encode(np.tile(np.roll(self.diagonals[o], g), reps), level=level,
+                               scale=scale, keep_values=False)
                     for _, o in terms] for g, terms in self.groups.items()}
         return self._plain[key]
 
@@ -197,7 +203,7 @@ class DiagonalTransform:
         rot = dict(zip(babies, ev.rotate_many(ct, babies)))
         parts = [ev.mul_plain_sum([rot[b] for b, _ in terms], pts[g])
                  for g, terms in self.groups.items()]
-        out = ev.rescale(ev.rotate_sum(parts, list(self.groups)))
+        out = ev.rescale(ev.rotate_sum(parts, [g % self.n for g in self.groups]))
         return out if out_scale is None else ev.mul_by_scale(out, out.scale / out_scale)
 
     def __repr__(self):

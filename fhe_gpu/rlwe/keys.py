@@ -241,15 +241,17 @@ class KeyGenerator:
         be, qp = self.context.backend, self.context.full_qp
         return self.switching_key(be.automorphism(self.secret_key.ntt(), galois_elt, qp))
 
-    def bootstrap_keys(self, bp, progress=None):
+    def bootstrap_keys(self, bp, progress=None, compact: bool | None = None):
         """The keys of a bootstrapping preset ``bp`` (a circuits.BootstrapParameters): its
         Galois keys, conjugation, relinearization and, with sparse-secret encapsulation,
         the two keys switching to and from an ephemeral sparse secret. Public material
         only; ``progress(done, total)`` is called after each key (``True``: a line on
-        stderr with keys, GB and seconds so far). See
+        stderr with keys, GB and seconds so far). ``compact`` (default True on the cpu
+        backend): each key held as b and the seed of a, a re-expanded per key switch: half
+        the memory (1.9 GB less at N = 2^16) for ~12 % more time. See
         :func:`fhe_gpu.rlwe.bootkeys.generate`."""
         from .bootkeys import generate
-        return generate(self, bp, progress)
+        return generate(self, bp, progress, compact)
 
     def evaluation_keys(self, rotations=(), conjugation: bool = False,
                         relinearization: bool = True) -> EvaluationKeys:
