@@ -11,6 +11,7 @@ N = 2^15 and prints the measured precision per shape.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from contextlib import contextmanager
 from unittest import mock
@@ -280,19 +281,23 @@ def test_cache_evicts_least_recent_level(keyed):
 # ---------------------------------------------------------------- counts
 @contextmanager
 def counting_key_switches():
-    counts = {"decompose": 0, "apply_key": 0}
-    real_decompose, real_apply = keyswitch.decompose, keyswitch.apply_key
+    """Counts ModUps (decompose), key inner products (key_operand: one per key switch,
+    hoisted or summed) and key-switching ModDowns (one per apply_key, one per
+    automorph_sum)."""
+    counts = {"decompose": 0, "key_switch": 0, "mod_down": 0}
 
-    def decompose(*args, **kw):
-        counts["decompose"] += 1
-        return real_decompose(*args, **kw)
+    def counted(name, fn):
+        def wrapper(*args, **kw):
+            counts[name] += 1
+            return fn(*args, **kw)
+        return wrapper
 
-    def apply_key(*args, **kw):
-        counts["apply_key"] += 1
-        return real_apply(*args, **kw)
-
-    with mock.patch.object(keyswitch, "decompose", decompose), \
-            mock.patch.object(keyswitch, "apply_key", apply_key):
+    patches = [mock.patch.object(keyswitch, attr, counted(name, getattr(keyswitch, attr)))
+               for attr, name in (("decompose", "decompose"), ("key_operand", "key_switch"),
+                                  ("apply_key", "mod_down"), ("automorph_sum", "mod_down"))]
+    with contextlib.ExitStack() as stack:
+        for p in patches:
+            stack.enter_context(p)
         yield counts
 
 
@@ -312,7 +317,9 @@ def test_key_switches_per_batch(d, log_n):
         ct = keyed.encrypt(lt.encode_input(x))
         with counting_key_switches() as counts:
             y = lt.apply(keyed.ev, ct)
-        assert counts == {"decompose": 1 + len(giants), "apply_key": lt.key_switches}
+        babies = lt.key_switches - len(giants)       # the giants share one ModDown
+        assert counts == {"decompose": 1 + len(giants), "key_switch": lt.key_switches,
+                          "mod_down": babies + 1}
         assert len(lt.rotations) == lt.key_switches
         got = lt.decode_output(keyed.decrypt(y), count=batch)
         assert _error_bits(lt, x, got) >= BOUND_BITS
@@ -393,7 +400,7 @@ def test_apply_refuses_before_any_work(keyed):
             lt.apply(fg.Evaluator(keyed.ctx, few), cts)
         with pytest.raises(fg.KeyMissingError, match="missing"):
             lt.apply(fg.Evaluator(keyed.ctx), cts)
-    assert counts == {"decompose": 0, "apply_key": 0}
+    assert counts == {"decompose": 0, "key_switch": 0, "mod_down": 0}
 
 
 @pytest.mark.skipif("cuda" not in BACKENDS, reason="no CUDA backend (GPU or emulator)")
@@ -427,7 +434,7 @@ def test_inner_sum(keyed, n, stride, replicate):
     ct = sub.encrypt(sub.encoder.encode(z))
     with counting_key_switches() as counts:
         out = fc.inner_sum(sub.ev, ct, n, replicate=replicate, stride=stride)
-    assert counts["apply_key"] == len(steps)
+    assert counts["key_switch"] == len(steps)
     assert out.level == ct.level - fc.inner_sum_depth(n, replicate, stride, ctx.slots)
     got = sub.decrypt(out).real
     want = fc.inner_sum_plain(z, n, replicate, stride)

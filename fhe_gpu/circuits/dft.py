@@ -201,8 +201,8 @@ class DiagonalTransform:
         pts = self._pts(ct.level, pt_scale)
         babies = sorted({b for terms in self.groups.values() for b, _ in terms})
         rot = dict(zip(babies, ev.rotate_many(ct, babies)))
-        parts = [ev.mul_plain_sum([rot[b] for b, _ in terms], pts[g])
-                 for g, terms in self.groups.items()]
+        parts = (ev.mul_plain_sum([rot[b] for b, _ in terms], pts[g])
+                 for g, terms in self.groups.items())
         out = ev.rescale(ev.rotate_sum(parts, [g % self.n for g in self.groups]))
         return out if out_scale is None else ev.mul_by_scale(out, out.scale / out_scale)
 

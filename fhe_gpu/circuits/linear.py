@@ -423,14 +423,13 @@ class LinearTransform:
         return outs[0] if len(outs) == 1 else outs
 
     def _output(self, ev: Evaluator, r: int, babies, level: int, x0, x_bound):
-        acc = None
-        for g, terms in self._giants[r]:
-            pts = [self._diagonal(r, c, k, level) for c, _, k in terms]
-            inner = ev.mul_plain_sum([babies[c][b] for c, b, _ in terms], pts)
-            if g:
-                inner = ev.rotate(inner, g * self.baby * self.stride)
-            acc = inner if acc is None else ev.add(acc, inner)
-        y = ev.mul(x0, 0.0) if acc is None else ev.rescale(acc)
+        giants = self._giants[r]
+        # one giant sum alive at a time; the giant rotations share one ModDown
+        inners = (ev.mul_plain_sum([babies[c][b] for c, b, _ in terms],
+                                   [self._diagonal(r, c, k, level) for c, _, k in terms])
+                  for _, terms in giants)
+        steps = [g * self.baby * self.stride for g, _ in giants]
+        y = ev.mul(x0, 0.0) if not giants else ev.rescale(ev.rotate_sum(inners, steps))
         if self.bias is not None:
             y = ev.add(y, self._bias(r, y.level, y.scale))
         return self._tighten(ev, y, r, x_bound)

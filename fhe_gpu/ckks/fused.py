@@ -2,12 +2,26 @@
 rotations with one ModDown. Mixed into :class:`fhe_gpu.ckks.Evaluator`."""
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from ..errors import ParameterError, ScaleMismatchError
 from ..rlwe import keyswitch
 from ..rlwe.objects import Ciphertext, check_same_keys
 from . import noise
+
+
+def _check_like(ct, first, what: str) -> None:
+    """ScaleMismatchError / KeyMismatchError unless ct matches first's level, batch, scale
+    and key set."""
+    check_same_keys(ct.key_id, first.key_id, f"a {what} term", "the first")
+    if ct.level != first.level or ct.batch_size != first.batch_size or \
+            ct.scale != first.scale:
+        raise ScaleMismatchError(f"{what} terms differ: level {ct.level} batch "
+                                 f"{ct.batch_size} scale {ct.scale!r}, needs level "
+                                 f"{first.level} batch {first.batch_size} scale "
+                                 f"{first.scale!r}")
 
 
 def _same(cts, what: str):
@@ -57,32 +71,45 @@ class FusedOps:
 
     def rotate_sum(self, cts, steps) -> Ciphertext:
         """sum_i rotate(cts[i], steps[i]) with one ModDown for all the key switches (the
-        inner products accumulate over Q u P): ciphertexts of one level, scale and key set."""
-        cts = [self._ct(c) for c in cts]
+        inner products accumulate over Q u P): ciphertexts of one level, scale and key set.
+
+        ``cts`` may be a generator: each term is consumed (and can be freed) before the
+        next is made, so a baby-step giant-step transform holds one giant sum at a time."""
         steps = [self._step(k) for k in steps]
-        if not cts or len(cts) != len(steps):
-            raise ParameterError(f"rotate_sum needs one step per ciphertext (at least one), "
-                                 f"got {len(steps)} and {len(cts)}")
-        first = _same(cts, "rotate_sum")
-        if any(ct.scale != first.scale for ct in cts):
-            raise ScaleMismatchError("rotate_sum terms need one scale, got "
-                                     f"{sorted({ct.scale for ct in cts})}")
+        it = iter(cts)
+        first = next(it, None)
+        if first is None or not steps:
+            raise ParameterError("rotate_sum needs at least one ciphertext and one step")
+        first = self._ct(first)
         ctx, slots = self.context, self.context.slots
-        items, plain = [], []
-        for ct, k in zip(cts, steps):
-            if k % slots == 0:
-                plain.append(ct)
-                continue
-            g = ctx.galois_element(k)
-            items.append((ct.data, g, self._galois_key(g, f"rotation {k}")))
-        bound = None if any(ct.value_bound is None for ct in cts) else \
-            sum(ct.value_bound for ct in cts)
-        var = None if any(ct.noise_var is None for ct in cts) else \
-            sum(ct.noise_var for ct in cts) + \
-            len(items) * noise.key_switch_variance(ctx, first.level)
-        data = keyswitch.automorph_sum(ctx, items, first.level) if items else None
+        acc = {"bound": 0.0, "var": 0.0, "real": True, "count": 0, "switched": 0}
+        plain: list = []
+
+        def terms():
+            for ct, k in zip(itertools.chain([first], it), steps):
+                ct = self._ct(ct)
+                _check_like(ct, first, "rotate_sum")
+                acc["count"] += 1
+                acc["bound"] = None if None in (acc["bound"], ct.value_bound) else \
+                    acc["bound"] + ct.value_bound
+                acc["var"] = None if None in (acc["var"], ct.noise_var) else \
+                    acc["var"] + ct.noise_var
+                acc["real"] = acc["real"] and ct.real
+                if k % slots == 0:
+                    plain.append(ct.data)
+                    continue
+                acc["switched"] += 1
+                g = ctx.galois_element(k)
+                yield ct.data, g, self._galois_key(g, f"rotation {k}")
+
+        data = keyswitch.automorph_sum(ctx, terms(), first.level)
+        if acc["count"] != len(steps):
+            raise ParameterError(f"rotate_sum needs one step per ciphertext, got "
+                                 f"{len(steps)} steps and {acc['count']} ciphertexts")
         be, basis = ctx.backend, ctx.q_basis(first.level)
-        for ct in plain:
-            data = ct.data.copy() if data is None else be.add(data, ct.data, basis, out=data)
-        return self._out(data, first.level, first.scale, first.key_id, var, bound,
-                         "rotate_sum's sum", all(ct.real for ct in cts))
+        for d in plain:
+            data = d.copy() if data is None else be.add(data, d, basis, out=data)
+        var = None if acc["var"] is None else \
+            acc["var"] + acc["switched"] * noise.key_switch_variance(ctx, first.level)
+        return self._out(data, first.level, first.scale, first.key_id, var, acc["bound"],
+                         "rotate_sum's sum", acc["real"])

@@ -83,7 +83,8 @@ def apply_key(context, ext, key, level: int, galois_elt=None):
 def automorph_sum(context, items, level: int):
     """sum_i automorph(data_i, g_i) with one ModDown: ``items`` are (data, g, key) with
     data (..., 2, level+1, n); the key inner products accumulate over Q_level u P (double
-    hoisting of the giant steps of a baby-step giant-step transform)."""
+    hoisting of the giant steps of a baby-step giant-step transform). ``items`` may be a
+    generator (consumed one at a time); None when it yields nothing."""
     be = context.backend
     basis, qp = context.q_basis(level), context.qp_basis(level)
     acc = c0 = None
@@ -100,6 +101,8 @@ def automorph_sum(context, items, level: int):
         acc = part if acc is None else be.add(acc, part, qp, out=acc)
         a0 = be.automorphism(data[..., 0, :, :], g, basis)
         c0 = a0 if c0 is None else be.add(c0, a0, basis, out=c0)
+    if acc is None:
+        return None
     k = be.mod_down(acc, basis, context.p_basis)
     be.add(k[..., 0, :, :], c0, basis, out=k[..., 0, :, :])
     return k
