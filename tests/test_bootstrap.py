@@ -162,6 +162,10 @@ def test_bootstrap_depth_is_the_stated_one():
     assert bp.depth == 13 == bp.params.max_level - bp.output_level
     assert fc.BootstrapParameters.preset("N16").stages == {
         "CoeffsToSlots": 3, "EvalMod": 9, "SlotsToCoeffs": 3, "left": 6}
+    for name, left in (("N16", 6), ("N16-deep", 8), ("N16-sparse", 4)):
+        bp = fc.BootstrapParameters.preset(name)               # SecurityError if over
+        assert bp.output_level == bp.stages["left"] == left
+        assert bp.params.security == 128 and bp.params.log_qp <= 1747
 
 
 def test_cpu_and_emulated_cuda_bootstrap_bit_identically():

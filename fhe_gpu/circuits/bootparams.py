@@ -136,10 +136,13 @@ _N16 = dict(log_n=16, scale_bits=50, q0_bits=60, cts_budget=3, stc_budget=3, deg
 _TOY = dict(scale_bits=40, q0_bits=52, degree=31, dnum=3, security=None, residual_bits=12)
 
 #: name -> settings. N16: 128-bit, dense main secret + encapsulation (h = 32), or a sparse
-#: main secret (h = 192). toy-*: insecure small rings for CI (encapsulated, h = 32; -s128:
+#: main secret (h = 192); N16-deep: 8 levels left, paid with dnum 4 (a third more key
+#: bytes and key-switching work). toy-*: insecure small rings for CI (encapsulated, h = 32; -s128:
 #: 128 sparse slots).
 PRESETS = {
     "N16": dict(_N16, levels_left=6, sparse_weight=32, encapsulate=True, double_angle=4),
+    "N16-deep": dict(_N16, levels_left=8, sparse_weight=32, encapsulate=True, double_angle=4,
+                     dnum=4),
     "N16-sparse": dict(_N16, levels_left=4, sparse_weight=192, encapsulate=False,
                        double_angle=6),
     "toy-N10": dict(_TOY, log_n=10, levels_left=2, cts_budget=2, stc_budget=2,
