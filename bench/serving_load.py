@@ -81,6 +81,8 @@ def start_server(workdir: str, params, model, args) -> tuple[subprocess.Popen, s
            "--model", "clf=clf.npz", "--backend", "cpu", "--port", "0",
            "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms),
            "--max-queue", str(args.max_queue), "--max-inflight", str(args.max_inflight)]
+    if args.max_latency_ms:
+        cmd += ["--max-latency-ms", str(args.max_latency_ms)]
     env = dict(os.environ)
     if args.server_threads:
         env["NUMBA_NUM_THREADS"] = str(args.server_threads)
@@ -343,6 +345,7 @@ def report(args, params, phases, rss, alive, code, load0) -> dict:
             "server": {"threads": args.server_threads or os.cpu_count(),
                        "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms,
                        "max_queue": args.max_queue, "max_inflight": args.max_inflight,
+                       "max_latency_ms": args.max_latency_ms,
                        "rss_mb_after": round(rss, 1), "exit_code": code},
             "phases": phases, "factor": args.factor,
             "overload_p99_over_idle_p99": round(over["p99_ms"] / idle["p99_ms"], 2),
@@ -363,6 +366,8 @@ def main(argv=None) -> int:
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--max-queue", type=int, default=8)
     p.add_argument("--max-inflight", type=int, default=4)
+    p.add_argument("--max-latency-ms", type=float, default=None,
+                   help="the server's latency target (fhe-gpu serve --max-latency-ms)")
     p.add_argument("--server-threads", type=int, default=None,
                    help="the server's kernel threads (NUMBA_NUM_THREADS)")
     p.add_argument("--json", default=None)

@@ -30,6 +30,7 @@ from ..errors import (DeadlineExceededError, FHEError, KeyMismatchError, KeyMiss
                       LevelError, ParameterError)
 from ..rlwe import Ciphertext, EvaluationKeys, split_rows, stack_rows
 from ..ring.pool import POOL
+from .admission import LatencyAdmission
 from .batcher import Batcher, Request
 from .keycache import KeyCache, MemoryKeyStore
 from .metrics import Metrics
@@ -49,13 +50,15 @@ class Engine:
     keys (None: room for 64 tenants, or fewer if a quarter of the available memory holds
     fewer); ``key_store``: where keys live when not resident
     (default in memory; :class:`~.keycache.DirectoryKeyStore` survives restarts);
-    ``workers``: evaluation threads; ``request_timeout_s``: default deadline.
+    ``workers``: evaluation threads; ``request_timeout_s``: default deadline;
+    ``max_latency_ms``: refuse (EngineOverloadedError) a request whose predicted latency
+    exceeds it (:mod:`~.admission`), so accepted requests stay near it under overload.
     """
 
     def __init__(self, params, models: dict, backend="auto", *, max_batch: int = 32,
                  max_wait_ms: float = 5.0, max_queue: int = 1024, key_cache_bytes=None,
                  key_store=None, workers: int = 1, request_timeout_s: float | None = None,
-                 registry=None):
+                 registry=None, max_latency_ms: float | None = None):
         _positive("max_batch", max_batch)
         _positive("max_queue", max_queue)
         _positive("workers", workers)
@@ -79,6 +82,12 @@ class Engine:
         self._lock = threading.Lock()
         self._batcher = Batcher(max_batch, max_wait_ms / 1e3, max_queue, self._keys.capacity,
                                 on_depth=self._metrics.queue_depth.set)
+        if max_latency_ms is not None and (isinstance(max_latency_ms, bool) or not (
+                isinstance(max_latency_ms, (int, float)) and max_latency_ms > 0)):
+            raise ParameterError(f"max_latency_ms must be a positive number or None, got "
+                                 f"{max_latency_ms!r}")
+        self._admission = None if max_latency_ms is None else LatencyAdmission(
+            max_latency_ms / 1e3, max_batch, max_wait_ms / 1e3, workers)
         self._workers = [threading.Thread(target=self._work, name=f"fhe-engine-{i}",
                                           daemon=True) for i in range(int(workers))]
         for t in self._workers:
@@ -143,7 +152,8 @@ class Engine:
             -> Future:
         """Queue one request; its Future gives the result ciphertext's wire bytes.
 
-        Raises EngineOverloadedError at once when the queue is full, EngineClosedError
+        Raises EngineOverloadedError at once when the queue is full or (with
+        ``max_latency_ms``) the predicted latency is over the target, EngineClosedError
         after :meth:`close`. Every other failure (unknown tenant or model, bad bytes,
         another tenant's key set, a deadline passed) is set on the Future, typed."""
         fut: Future = Future()
@@ -151,6 +161,8 @@ class Engine:
         timeout = self.request_timeout_s if timeout is None else timeout
         deadline = None if timeout is None else now + float(timeout)
         self._batcher.check_room()
+        if self._admission is not None:
+            self._admission.check(len(self._batcher))
         try:
             ct = self._decode(tenant, model, ct_bytes)
         except FHEError as exc:
@@ -200,10 +212,14 @@ class Engine:
                 elif req.future.set_running_or_notify_cancel():
                     live.append(req)
             self._metrics.in_flight.inc(len(live))
+            if self._admission is not None and live:
+                self._admission.started()
             try:
                 self._evaluate(live)
             finally:
                 self._metrics.in_flight.dec(len(live))
+                if self._admission is not None and live:
+                    self._admission.finished()
 
     def _evaluate(self, reqs: list) -> None:
         """Evaluate ``reqs`` as one batch; on failure split it and retry the halves, so a

@@ -108,6 +108,11 @@ class KeyCache:
         self.max_key_bytes = max_key_bytes
         elements = sorted(set(int(g) for g in galois_elements))
         slot_bytes = (len(elements) + int(relinearization)) * switching_key_bytes(ctx)
+        if slot_bytes == 0:
+            raise ParameterError(
+                "the models need no evaluation keys (no rotation, no relinearization): the "
+                "Engine batches key-switching models; evaluate this one with "
+                "ckks.Evaluator(ctx) directly")
         if capacity_bytes is None:
             capacity = max(1, min(DEFAULT_TENANTS, available_bytes() // 4 // slot_bytes))
         else:

@@ -39,6 +39,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--max-queue", type=int, default=1024)
     p.add_argument("--workers", type=int, default=1, help="Engine evaluation threads")
+    p.add_argument("--max-latency-ms", type=float, default=None,
+                   help="429 for a request whose predicted latency exceeds this")
     p.add_argument("--request-timeout", type=float, default=None, metavar="SECONDS")
     p.add_argument("--key-cache-bytes", type=int, default=None)
     p.add_argument("--key-dir", default=None, help="keep tenants' keys in this directory")
@@ -95,7 +97,7 @@ def _engine_options(args) -> dict:
     opts = {"backend": args.backend, "max_batch": args.max_batch,
             "max_wait_ms": args.max_wait_ms, "max_queue": args.max_queue,
             "workers": args.workers, "request_timeout_s": args.request_timeout,
-            "key_cache_bytes": args.key_cache_bytes}
+            "key_cache_bytes": args.key_cache_bytes, "max_latency_ms": args.max_latency_ms}
     if args.key_dir:
         opts["key_store"] = DirectoryKeyStore(args.key_dir)
     return opts
