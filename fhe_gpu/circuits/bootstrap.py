@@ -24,6 +24,7 @@ import math
 
 import numpy as np
 
+from ..ckks import Evaluator
 from ..errors import KeyMissingError, LevelError, ParameterError
 from .bootparams import BootstrapParameters
 from .dft import DiagonalTransform, dft_factors
@@ -62,14 +63,15 @@ class Bootstrapper:
         self._stc_cache: dict = {}
         self.evalmod = EvalMod(bp.K, bp.degree, bp.double_angle)
         self._check_keys()
+        self._ev = Evaluator(ctx, keys)
 
     def _check_keys(self) -> None:
         ctx = self.ctx
         have = set(self.keys.galois)
         missing = [k for k in self.bp.rotations if ctx.galois_element(k) not in have]
-        if missing or ctx.conjugation_element not in have:
-            raise KeyMissingError(f"bootstrapping keys lack rotations {missing[:8]}"
-                                  f"{' and conjugation' if ctx.conjugation_element not in have else ''}: "
+        conj = "" if ctx.conjugation_element in have else " and conjugation"
+        if missing or conj:
+            raise KeyMissingError(f"bootstrapping keys lack rotations {missing[:8]}{conj}: "
                                   f"generate them with KeyGenerator.bootstrap_keys(bp)")
 
     def _slots_to_coeffs(self, factor: float) -> list[DiagonalTransform]:
@@ -101,7 +103,7 @@ class Bootstrapper:
         if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) \
                 or iterations < 1:
             raise ParameterError(f"iterations must be a positive integer, got {iterations!r}")
-        ev = self._evaluator()
+        ev = self._ev
         ct = self._input(ev, ct, assume_bounded)
         if iterations == 1:
             return self._once(ev, ct, self.ctx.default_scale)
@@ -116,10 +118,6 @@ class Bootstrapper:
             fix = ev.mul_to_scale(self._once(ev, residual, ct.scale), 1.0 / boost, ct.scale)
             out = ev.add(ev.drop_level(out, fix.level), fix)
         return out
-
-    def _evaluator(self):
-        from ..ckks import Evaluator
-        return Evaluator(self.ctx, self.keys)
 
     def _input(self, ev, ct, assume_bounded: bool):
         bound = ct.value_bound

@@ -12,27 +12,16 @@ from ..rlwe.objects import Ciphertext, check_same_keys
 from . import noise
 
 
-def _check_like(ct, first, what: str) -> None:
-    """ScaleMismatchError / KeyMismatchError unless ct matches first's level, batch, scale
-    and key set."""
+def _check_like(ct, first, what: str, scale: bool = True) -> None:
+    """KeyMismatchError / ScaleMismatchError unless ct matches first's key set, level,
+    batch and (when ``scale``) scale."""
     check_same_keys(ct.key_id, first.key_id, f"a {what} term", "the first")
     if ct.level != first.level or ct.batch_size != first.batch_size or \
-            ct.scale != first.scale:
+            (scale and ct.scale != first.scale):
         raise ScaleMismatchError(f"{what} terms differ: level {ct.level} batch "
                                  f"{ct.batch_size} scale {ct.scale!r}, needs level "
-                                 f"{first.level} batch {first.batch_size} scale "
-                                 f"{first.scale!r}")
-
-
-def _same(cts, what: str):
-    first = cts[0]
-    for ct in cts[1:]:
-        check_same_keys(ct.key_id, first.key_id, f"a {what} term", "the first")
-        if ct.level != first.level or ct.batch_size != first.batch_size:
-            raise ScaleMismatchError(f"{what} terms differ: level {ct.level} batch "
-                                     f"{ct.batch_size}, needs level {first.level} batch "
-                                     f"{first.batch_size}")
-    return first
+                                 f"{first.level} batch {first.batch_size}"
+                                 f"{f' scale {first.scale!r}' if scale else ''}")
 
 
 class FusedOps:
@@ -49,7 +38,9 @@ class FusedOps:
         if not cts or len(cts) != len(coeffs) or not all(np.isfinite(coeffs)):
             raise ParameterError(f"lincomb_to_scale needs as many finite constants as "
                                  f"ciphertexts (at least one), got {len(coeffs)} and {len(cts)}")
-        first = _same(cts, "lincomb_to_scale")
+        first = cts[0]
+        for ct in cts[1:]:
+            _check_like(ct, first, "lincomb_to_scale", scale=False)
         if first.level == 0:
             raise ParameterError("lincomb_to_scale needs a level to rescale, got level 0")
         ctx = self.context

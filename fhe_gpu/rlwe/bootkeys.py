@@ -105,15 +105,12 @@ def generate(kg, bp, progress=None, compact: bool | None = None) -> BootstrapKey
     if seeded and ctx.backend.xp is not np:
         raise ParameterError(f"compact bootstrapping keys expand a on the host: not for the "
                              f"{ctx.backend.name!r} backend (compact=False)")
-    s = kg.secret_key.ntt()
-    be, qp = ctx.backend, ctx.full_qp
-    galois = {g: step(kg.switching_key(be.automorphism(s, g, qp), seeded=seeded))
-              for g in elements}
-    relin = step(kg.switching_key(be.mul(s, s, qp), seeded=seeded))
+    galois = {g: step(kg.galois_key(g, seeded=seeded)) for g in elements}
+    relin = step(kg.relin_key(seeded=seeded))
     to_sparse = from_sparse = None
     if bp.encapsulate:
         eph = kg.sparse_secret(h)
-        to_sparse = step(kg.switching_key(s, to=eph, seeded=seeded))
+        to_sparse = step(kg.switching_key(kg.secret_key.ntt(), to=eph, seeded=seeded))
         from_sparse = step(kg.switching_key(eph.ntt(), seeded=seeded))
         eph.coeffs = np.zeros_like(eph.coeffs)
         eph._ntt = eph._neg_ntt = None

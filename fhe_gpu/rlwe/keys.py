@@ -230,16 +230,17 @@ class KeyGenerator:
         digits = -(-len(ctx.q_primes) // ctx.alpha)
         return digits * 2 * len(ctx.full_qp) * ctx.n * 8
 
-    def relin_key(self) -> SwitchingKey:
-        """The key switching s^2 to s."""
+    def relin_key(self, seeded: bool = False) -> SwitchingKey:
+        """The key switching s^2 to s (``seeded``: see :meth:`switching_key`)."""
         be, qp = self.context.backend, self.context.full_qp
         s = self.secret_key.ntt()
-        return self.switching_key(be.mul(s, s, qp))
+        return self.switching_key(be.mul(s, s, qp), seeded=seeded)
 
-    def galois_key(self, galois_elt: int) -> SwitchingKey:
-        """The key switching s(X^g) to s."""
+    def galois_key(self, galois_elt: int, seeded: bool = False) -> SwitchingKey:
+        """The key switching s(X^g) to s (``seeded``: see :meth:`switching_key`)."""
         be, qp = self.context.backend, self.context.full_qp
-        return self.switching_key(be.automorphism(self.secret_key.ntt(), galois_elt, qp))
+        return self.switching_key(be.automorphism(self.secret_key.ntt(), galois_elt, qp),
+                                  seeded=seeded)
 
     def bootstrap_keys(self, bp, progress=None, compact: bool | None = None):
         """The keys of a bootstrapping preset ``bp`` (a circuits.BootstrapParameters): its

@@ -67,17 +67,24 @@ def apply_key(context, ext, key, level: int, galois_elt=None):
     same single verb call.
     """
     be = context.backend
+    acc = _scratch(be, "acc", ext.shape[:-3] + (2,) + ext.shape[-2:])
+    acc = _inner(context, ext, key, level, galois_elt, out=acc)
+    return be.mod_down(acc, context.q_basis(level), context.p_basis)
+
+
+def _inner(context, ext, key, level: int, galois_elt=None, out=None):
+    """The key inner product over Q_level u P (no ModDown), the digits read through the
+    automorphism ``galois_elt`` when given (fused on backends that offer it)."""
+    be = context.backend
     qp = context.qp_basis(level)
     index = _key_index(key, ext)
     kw = {} if index is None else {"key_index": index}
-    acc = _scratch(be, "acc", ext.shape[:-3] + (2,) + ext.shape[-2:])
     if galois_elt is not None and getattr(be, "fuses_automorphism", False):
         kw["galois_elt"] = galois_elt
     elif galois_elt is not None:
         ext = be.automorphism(ext, galois_elt, qp)
     kdata, kbasis = key_operand(context, key, ext, level)
-    acc = be.key_switch_inner(ext, kdata, qp, kbasis, out=acc, **kw)
-    return be.mod_down(acc, context.q_basis(level), context.p_basis)
+    return be.key_switch_inner(ext, kdata, qp, kbasis, out=out, **kw)
 
 
 def automorph_sum(context, items, level: int):
@@ -89,15 +96,7 @@ def automorph_sum(context, items, level: int):
     basis, qp = context.q_basis(level), context.qp_basis(level)
     acc = c0 = None
     for data, g, key in items:
-        ext = decompose(context, data[..., 1, :, :], level)
-        index = _key_index(key, ext)
-        kw = {} if index is None else {"key_index": index}
-        if getattr(be, "fuses_automorphism", False):
-            kw["galois_elt"] = g
-        else:
-            ext = be.automorphism(ext, g, qp)
-        kdata, kbasis = key_operand(context, key, ext, level)
-        part = be.key_switch_inner(ext, kdata, qp, kbasis, **kw)
+        part = _inner(context, decompose(context, data[..., 1, :, :], level), key, level, g)
         acc = part if acc is None else be.add(acc, part, qp, out=acc)
         a0 = be.automorphism(data[..., 0, :, :], g, basis)
         c0 = a0 if c0 is None else be.add(c0, a0, basis, out=c0)

@@ -57,6 +57,18 @@ def keystream(seed: bytes, label: bytes, nbytes: int) -> bytes:
     return buf.T.astype("<u4").tobytes()[:nbytes]
 
 
+def _uniform_rows(seed: bytes, label: bytes, rows, out: np.ndarray) -> np.ndarray:
+    """Fill ``out`` (len(rows), n) with the uniform rows (batch row b, prime q) of ``rows``:
+    the ChaCha20 keystream keyed by SHAKE-256(seed || label/b/q), rejection-sampled."""
+    inits = np.stack([_chacha_state(seed, label + b"/%d/%d" % (b, q)) for b, q in rows]) \
+        if rows else np.zeros((0, 16), dtype=np.uint32)
+    qs = np.array([q for _, q in rows], dtype=np.uint64)
+    ratios = np.array([(1 << 64) // q for _, q in rows], dtype=np.uint64)
+    limits = np.array([((1 << 64) // q) * q - 1 for _, q in rows], dtype=np.uint64)
+    _numba_sampling.uniform_kernel(inits, qs, limits, ratios, out)
+    return out
+
+
 def uniform_poly(seed: bytes, label: bytes, primes, n: int, batch: int = 0) -> np.ndarray:
     """A uniform RNS polynomial (limbs, n); ``batch`` > 0 gives (batch, limbs, n).
 
@@ -65,13 +77,7 @@ def uniform_poly(seed: bytes, label: bytes, primes, n: int, batch: int = 0) -> n
     """
     primes = [int(q) for q in primes]
     rows = [(b, q) for b in range(max(batch, 1)) for q in primes]
-    inits = np.stack([_chacha_state(seed, label + b"/%d/%d" % (b, q)) for b, q in rows]) \
-        if rows else np.zeros((0, 16), dtype=np.uint32)
-    qs = np.array([q for _, q in rows], dtype=np.uint64)
-    ratios = np.array([(1 << 64) // q for _, q in rows], dtype=np.uint64)
-    limits = np.array([((1 << 64) // q) * q - 1 for _, q in rows], dtype=np.uint64)
-    out = np.empty((len(rows), n), dtype=np.uint64)
-    _numba_sampling.uniform_kernel(inits, qs, limits, ratios, out)
+    out = _uniform_rows(seed, label, rows, np.empty((len(rows), n), dtype=np.uint64))
     data = out.reshape(max(batch, 1), len(primes), n)
     return data if batch else data[0]
 
@@ -79,13 +85,7 @@ def uniform_poly(seed: bytes, label: bytes, primes, n: int, batch: int = 0) -> n
 def uniform_poly_row(seed: bytes, label: bytes, primes, n: int, row: int, out) -> np.ndarray:
     """Batch row ``row`` of :func:`uniform_poly` (seed, label, primes, n, batch > row)
     written into ``out`` (len(primes), n), C-contiguous uint64: the same values."""
-    primes = [int(q) for q in primes]
-    inits = np.stack([_chacha_state(seed, label + b"/%d/%d" % (row, q)) for q in primes])
-    qs = np.array(primes, dtype=np.uint64)
-    ratios = np.array([(1 << 64) // q for q in primes], dtype=np.uint64)
-    limits = np.array([((1 << 64) // q) * q - 1 for q in primes], dtype=np.uint64)
-    _numba_sampling.uniform_kernel(inits, qs, limits, ratios, out)
-    return out
+    return _uniform_rows(seed, label, [(row, int(q)) for q in primes], out)
 
 
 class Sampler:
