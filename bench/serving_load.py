@@ -72,6 +72,17 @@ def build(name: str):
     return params, engine.Model(layers, name="clf")
 
 
+def _cpus(spec: str | None) -> set[int] | None:
+    """CPU numbers from "0,1" or "2-3" (None: no pinning)."""
+    if not spec:
+        return None
+    out = set()
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
 def start_server(workdir: str, params, model, args) -> tuple[subprocess.Popen, str]:
     """``fhe-gpu serve`` in a subprocess; (process, base URL)."""
     with open(os.path.join(workdir, "params.bin"), "wb") as f:
@@ -86,8 +97,11 @@ def start_server(workdir: str, params, model, args) -> tuple[subprocess.Popen, s
     env = dict(os.environ)
     if args.server_threads:
         env["NUMBA_NUM_THREADS"] = str(args.server_threads)
+    cpus = _cpus(args.server_cpus)
     proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, text=True, env=env,
-                            stderr=open(os.path.join(workdir, "server.log"), "w"))
+                            stderr=open(os.path.join(workdir, "server.log"), "w"),
+                            preexec_fn=None if cpus is None else
+                            (lambda: os.sched_setaffinity(0, cpus)))
     match = re.search(r"listening on (http://\S+)", proc.stdout.readline())
     if not match:
         raise RuntimeError("the server did not start (see server.log)")
@@ -285,6 +299,8 @@ def rss_mb(pid: int) -> float:
 
 
 def run(args) -> dict:
+    if _cpus(args.client_cpus) is not None:
+        os.sched_setaffinity(0, _cpus(args.client_cpus))
     params, model = build(args.params)
     load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as workdir:
@@ -339,7 +355,8 @@ def report(args, params, phases, rss, alive, code, load0) -> dict:
         "server_alive_after": alive}
     return {"benchmark": "bench/serving_load.py", "argv": sys.argv[1:],
             "date": time.strftime("%Y-%m-%d %H:%M"),
-            "machine": {"cpus": os.cpu_count(), "loadavg_1min_before": round(load0, 2),
+            "machine": {"cpus": os.cpu_count(), "server_cpus": args.server_cpus,
+                        "client_cpus": args.client_cpus, "loadavg_1min_before": round(load0, 2),
                         "loadavg_1min_after": round(os.getloadavg()[0], 2)},
             "params": args.params, "log_n": params.log_n, "tenants": args.tenants,
             "server": {"threads": args.server_threads or os.cpu_count(),
@@ -370,6 +387,11 @@ def main(argv=None) -> int:
                    help="the server's latency target (fhe-gpu serve --max-latency-ms)")
     p.add_argument("--server-threads", type=int, default=None,
                    help="the server's kernel threads (NUMBA_NUM_THREADS)")
+    p.add_argument("--server-cpus", default=None,
+                   help='pin the server to these CPUs ("0,1" or "0-1"; default: no pinning)')
+    p.add_argument("--client-cpus", default=None,
+                   help="pin the load generator to these CPUs (with --server-cpus: the "
+                        "generator off the server's cores, as on a separate machine)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     out = run(args)
