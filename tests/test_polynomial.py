@@ -101,6 +101,25 @@ def test_activations_match_their_twin(s, name, degree):
     assert p.evaluation_depth() == p.depth + 1
 
 
+def test_prescaled_input_loses_no_precision_to_its_scale(s):
+    """An input pre-scaled by alpha = 1/8 saves the level of the change of variable; its
+    result lands on the default scale, not on alpha times it, so it is as precise as the
+    7-level path (it once lost log2(8) = 3 bits in the last rescale)."""
+    p = fc.activation("sigmoid", degree=59)
+    x = s.rng.uniform(-8, 8, s.params.slots)
+    full, pre = s.encrypt(x), s.prescaled(x, p)
+    y_full = fc.evaluate(s.ev, full, p, assume_in_interval=True)
+    y_pre = fc.evaluate(s.ev, pre, p, assume_in_interval=True)
+    assert (full.level - y_full.level, pre.level - y_pre.level) == (7, 6)
+    assert y_pre.scale == pytest.approx(s.ctx.default_scale, rel=1e-12)
+    assert y_full.scale == pytest.approx(s.ctx.default_scale, rel=1e-12)
+    bits_full = fg.precision_bits(p(x), s.decrypt(y_full))
+    bits_pre = fg.precision_bits(p(x), s.decrypt(y_pre))
+    assert bits_pre >= bits_full - 0.5, (bits_pre, bits_full)
+    kept = fc.evaluate(s.ev, pre, p, scale=pre.scale, assume_in_interval=True)
+    assert kept.scale == pytest.approx(pre.scale, rel=1e-12)   # an explicit scale is honoured
+
+
 @pytest.mark.parametrize("interval", [(-0.25, 0.25), (-0.4, 0.4), (-2.5, 2.5), (1.0, 3.0)])
 def test_every_interval_keeps_its_precision(s, interval):
     """A scale left in T_1 compounds as r^k in T_k: an interval narrower than [-1, 1] with a

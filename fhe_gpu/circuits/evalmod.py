@@ -60,7 +60,8 @@ class EvalMod:
     def apply(self, ev, ct):
         """sin(2 pi K u) for u in [-1, 1] on the slots of ``ct`` (real values): the
         interval is the promise of K's failure bound, so it is assumed, not checked."""
-        c = ev.assume_bound(evaluate(ev, ct, self.poly, assume_in_interval=True), 1.0 + 1e-3)
+        c = ev.assume_bound(evaluate(ev, ct, self.poly, scale=ct.scale, assume_in_interval=True),
+                            1.0 + 1e-3)
         for _ in range(self.double_angle):
             sq = ev.square(c)
             c = ev.assume_bound(ev.add(ev.add(sq, sq), -1.0), 1.0 + 1e-3)

@@ -174,8 +174,12 @@ def polynomial_depth(degree: int) -> int:
 
 def evaluate(ev: Evaluator, ct: Ciphertext, p: Chebyshev, *, scale: float | None = None,
              assume_in_interval: bool = False) -> Ciphertext:
-    """p(ct) slot-wise, in ``p.evaluation_depth()`` levels, at ``scale`` (default: the
-    input's scale) exactly.
+    """p(ct) slot-wise, in ``p.evaluation_depth()`` levels, at ``scale`` exactly.
+
+    The default ``scale`` is the input's, or the context's default scale when the input's
+    is smaller: an input pre-scaled by alpha < 1 (the change of variable folded into the
+    client's encoding) would otherwise hand its reduced scale to the result, whose last
+    rescale error would then cost log2(1/alpha) bits (3 bits on [-8, 8]).
 
     The input must lie in ``p.interval`` (outside it, or off the real line, a Chebyshev
     series diverges and the result would be garbage): proved when the ciphertext's slots
@@ -194,7 +198,8 @@ def evaluate(ev: Evaluator, ct: Ciphertext, p: Chebyshev, *, scale: float | None
         raise LevelError(f"{p.name} of degree {p.degree} needs {need} levels, ciphertext "
                          f"has {ct.level}")
     _check_interval(ct, p, assume_in_interval)
-    target = float(ct.scale if scale is None else scale)
+    target = max(float(ct.scale), float(ev.context.default_scale)) if scale is None \
+        else float(scale)
     if p.degree == 0:
         zero = ev.mul_to_scale(ct, 0.0, target) if ct.level else ct
         return ev.add(zero, float(p.coeffs[0]))
