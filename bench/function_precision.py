@@ -103,7 +103,8 @@ def run_chain(bits: int, degrees, rng) -> list[dict]:
             p = fc.activation(name, interval=(a, b), degree=d)
             rows.append(case(w, f"{name} d={d}", x, exact, p(x), Activation(p), p.depth))
     x = rng.uniform(0.01, 1.0, w.ctx.slots)
-    seed_levels = inv_sqrt_seed().depth + 2 * 2  # map folded into the encoding; 2 Newton
+    seed = inv_sqrt_seed()  # its map folded into the encoding: the seed costs its depth only
+    seed_levels = fc.inv_sqrt_depth() - (seed.evaluation_depth() - seed.depth)
     rows.append(case(w, "inv_sqrt d=31+2 newton", x, 1 / np.sqrt(x), fc.inv_sqrt_plain(x),
                      InvSqrt(), seed_levels))
     return rows

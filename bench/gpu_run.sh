@@ -7,8 +7,9 @@
 #   OUT=/tmp/gpu bash bench/gpu_run.sh        # logs and bench_cuda.json land in $OUT
 #
 # Environment: STEPS (default: build smoke tests_cuda bench_cuda tests_all; bench_slow adds
-# the N = 2^16 bootstrap), PY (python, default python3), TOTAL (seconds for the pass, default 560),
-# BUDGET_TESTS / BUDGET_BENCH / BUDGET_ALL / BUDGET_SLOW (seconds per step).
+# the N = 2^16 bootstrap), PY (python, default python3), TOTAL (seconds for the pass,
+# default 560), BUDGET_TESTS / BUDGET_BENCH / BUDGET_ALL / BUDGET_SLOW (seconds per step).
+# The serving tests are left out: they need the serve extra (Starlette, uvicorn).
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT="${OUT:-bench/results/gpu}"

@@ -30,8 +30,9 @@ batch of 4 takes twice a single request's time, so the setting that keeps the ac
 p99 within 2x the idle p99 under 3x overload is one small batch in the server:
 
     python bench/serving_load.py --server-threads 1 --max-batch 2 --max-inflight 2 \
-        --max-latency-ms 45 --rate 33 ``small`` is the
-tests' N = 2^10 set (insecure, fast); presets are secure and slower.
+        --max-latency-ms 45 --rate 33
+
+``small`` is the tests' N = 2^10 set (insecure, fast); presets are secure and slower.
 """
 from __future__ import annotations
 
@@ -304,8 +305,9 @@ def rss_mb(pid: int) -> float:
 
 
 def run(args) -> dict:
-    if _cpus(args.client_cpus) is not None:
-        os.sched_setaffinity(0, _cpus(args.client_cpus))
+    client_cpus = _cpus(args.client_cpus)
+    if client_cpus is not None:
+        os.sched_setaffinity(0, client_cpus)
     params, model = build(args.params)
     load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as workdir:

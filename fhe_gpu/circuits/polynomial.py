@@ -184,9 +184,9 @@ def evaluate(ev: Evaluator, ct: Ciphertext, p: Chebyshev, *, scale: float | None
     The input must lie in ``p.interval`` (outside it, or off the real line, a Chebyshev
     series diverges and the result would be garbage): proved when the ciphertext's slots
     are known to be real (``ct.real``) and its tracked value bound lies inside [a, b], or
-    promised by the caller with ``assume_in_interval=True``. Raises LevelError before any work when the ciphertext has
-    fewer levels than the evaluation needs ("needs 6 levels, ciphertext has 4"),
-    ParameterError when the interval is not proved and not assumed.
+    promised by the caller with ``assume_in_interval=True``. Raises LevelError before any
+    work when the ciphertext has fewer levels than the evaluation needs ("needs 6 levels,
+    ciphertext has 4"), ParameterError when the interval is not proved and not assumed.
     """
     if not isinstance(p, Chebyshev):
         raise ParameterError(f"evaluate needs a Chebyshev polynomial, got {type(p).__name__}")
